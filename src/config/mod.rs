@@ -1,0 +1,931 @@
+//! Configuration: the main file (`wirewatch.toml`) and its rule files.
+//!
+//! Raw TOML is read with positions kept ([`reader`]), validated in full, and
+//! turned into an immutable [`Config`] with compiled rules. Every problem is
+//! reported as `FILE:LINE:COL: message`, all of them at once; a config with any
+//! error is rejected whole — a bad rule is never skipped silently.
+//!
+//! This module reads the files it is pointed at and nothing else.
+
+pub mod reader;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reader::{Diagnostic, Fields, Pos, Reporter, Source, Spanned};
+
+use crate::rules::{RuleSet, RuleSpec};
+
+/// How bad a rule's story is; carried in the alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Low,
+    Normal,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Normal => "normal",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Severity> {
+        Some(match s {
+            "low" => Severity::Low,
+            "normal" => Severity::Normal,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            _ => return None,
+        })
+    }
+}
+
+/// `[daemon]`: global knobs. Every bound on memory and time lives here.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Default time between two polls of a feed.
+    pub poll_interval: Duration,
+    /// At most this many HTTP fetches run at once.
+    pub max_concurrent_fetches: usize,
+    /// Where `wirewatch.db` lives.
+    pub state_dir: PathBuf,
+    /// Total deadline of one fetch: connect, headers and body.
+    pub fetch_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Cap on a feed body after decompression.
+    pub max_feed_bytes: u64,
+    /// Items beyond this many in one document are dropped (with a warning).
+    pub max_items_per_feed: usize,
+    pub max_redirects: usize,
+    /// Cap on an alert snippet, in characters.
+    pub snippet_max_chars: usize,
+    /// Keys of items gone from a feed are forgotten after this long; unseen
+    /// items older than this are treated as stale, not alerted.
+    pub seen_retention: Duration,
+    pub user_agent: String,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            poll_interval: Duration::from_secs(600),
+            max_concurrent_fetches: 8,
+            state_dir: default_state_dir(),
+            fetch_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_feed_bytes: 10 << 20,
+            max_items_per_feed: 500,
+            max_redirects: 5,
+            snippet_max_chars: 300,
+            seen_retention: Duration::from_secs(90 * 86_400),
+            user_agent: DEFAULT_USER_AGENT.to_string(),
+        }
+    }
+}
+
+/// How far back the first poll of a feed alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backfill {
+    All,
+    Window(Duration),
+}
+
+/// One `[[feed]]`.
+#[derive(Debug, Clone)]
+pub struct FeedConfig {
+    pub id: String,
+    pub url: String,
+    pub title: Option<String>,
+    pub interval: Duration,
+    pub backfill: Backfill,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorMode {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    Stdout { color: ColorMode },
+    Jsonl { path: PathBuf },
+}
+
+impl SinkKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkKind::Stdout { .. } => "stdout",
+            SinkKind::Jsonl { .. } => "jsonl",
+        }
+    }
+}
+
+/// One `[[sink]]`.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub id: String,
+    pub kind: SinkKind,
+}
+
+/// What a rule carries besides its terms (the terms live in [`RuleSet`]).
+#[derive(Debug, Clone)]
+pub struct RuleMeta {
+    pub id: String,
+    pub severity: Severity,
+    /// `None`: every sink.
+    pub sinks: Option<Vec<String>>,
+    pub file: PathBuf,
+}
+
+/// A validated, immutable configuration. Shared as `Arc<Config>`.
+#[derive(Debug)]
+pub struct Config {
+    /// The main file.
+    pub path: PathBuf,
+    pub daemon: DaemonConfig,
+    pub feeds: Vec<FeedConfig>,
+    pub sinks: Vec<SinkConfig>,
+    /// Enabled rules, compiled; index `i` of the set is `rule_meta[i]`.
+    pub rules: Arc<RuleSet>,
+    pub rule_meta: Vec<RuleMeta>,
+    /// Rules that are written but `enabled = false` (validated all the same).
+    pub disabled_rules: usize,
+    pub rule_files: Vec<PathBuf>,
+}
+
+impl Config {
+    /// Sink ids a rule's alerts go to.
+    pub fn sinks_for_rule(&self, rule: usize) -> Vec<&str> {
+        match self.rule_meta.get(rule).and_then(|m| m.sinks.as_ref()) {
+            Some(list) => list.iter().map(String::as_str).collect(),
+            None => self.sinks.iter().map(|s| s.id.as_str()).collect(),
+        }
+    }
+
+    pub fn state_file(&self) -> PathBuf {
+        self.daemon.state_dir.join("wirewatch.db")
+    }
+}
+
+/// Everything wrong with a configuration, in file order.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<Diagnostic>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+pub const DEFAULT_USER_AGENT: &str = concat!(
+    "wirewatch/",
+    env!("CARGO_PKG_VERSION"),
+    " (news feed monitor; polite polling with conditional GET)"
+);
+
+/// Where `--config` is looked for when not given, in order.
+pub fn default_config_candidates() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(p) = std::env::var_os("WIREWATCH_CONFIG").filter(|p| !p.is_empty()) {
+        out.push(PathBuf::from(p));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|p| !p.is_empty()) {
+        out.push(PathBuf::from(dir).join("wirewatch/wirewatch.toml"));
+    } else if let Some(home) = std::env::var_os("HOME").filter(|p| !p.is_empty()) {
+        out.push(PathBuf::from(home).join(".config/wirewatch/wirewatch.toml"));
+    }
+    out.push(PathBuf::from("/etc/wirewatch/wirewatch.toml"));
+    out
+}
+
+/// Resolves the config path: the flag, else the first candidate that exists
+/// (`$WIREWATCH_CONFIG` is taken even if missing, so its error is clear).
+pub fn locate(flag: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(p) = flag {
+        return Ok(p.to_path_buf());
+    }
+    let candidates = default_config_candidates();
+    if std::env::var_os("WIREWATCH_CONFIG").is_some_and(|p| !p.is_empty()) {
+        return Ok(candidates[0].clone());
+    }
+    candidates.iter().find(|p| p.exists()).cloned().ok_or_else(|| {
+        let list: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        format!(
+            "no config file given and none found; pass --config PATH or set WIREWATCH_CONFIG (looked in: {})",
+            list.join(", ")
+        )
+    })
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|p| !p.is_empty()) {
+        // systemd may pass several, colon-separated; the first is ours.
+        let s = d.to_string_lossy().to_string();
+        return PathBuf::from(s.split(':').next().unwrap_or(&s));
+    }
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|p| !p.is_empty()) {
+        return PathBuf::from(d).join("wirewatch");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|p| !p.is_empty()) {
+        return PathBuf::from(h).join(".local/state/wirewatch");
+    }
+    PathBuf::from("/var/lib/wirewatch")
+}
+
+fn read_source(path: &Path, from: Option<(&Source, Pos)>) -> Result<Source, Diagnostic> {
+    match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Ok(Source {
+                path: path.to_path_buf(),
+                text,
+            }),
+            Err(e) => {
+                let off = e.utf8_error().valid_up_to();
+                let src = Source {
+                    path: path.to_path_buf(),
+                    text: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                };
+                let (line, col) = src.line_col(off);
+                Err(Diagnostic {
+                    file: path.to_path_buf(),
+                    line,
+                    col,
+                    message: "file is not valid UTF-8".into(),
+                })
+            }
+        },
+        Err(e) => {
+            let message = format!("cannot read {}: {e}", path.display());
+            Err(match from {
+                Some((src, at)) => {
+                    let (line, col) = src.line_col(at.0);
+                    Diagnostic {
+                        file: src.path.clone(),
+                        line,
+                        col,
+                        message,
+                    }
+                }
+                None => Diagnostic {
+                    file: path.to_path_buf(),
+                    line: 1,
+                    col: 1,
+                    message,
+                },
+            })
+        }
+    }
+}
+
+/// Loads and validates the main file and every rule file it names.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let source = read_source(path, None).map_err(|d| ConfigErrors(vec![d]))?;
+    load_from(source, |p, from| read_source(p, Some(from)))
+}
+
+/// Loads from an in-memory main file; `read_rules` supplies rule files.
+pub fn load_from(
+    source: Source,
+    mut read_rules: impl FnMut(&Path, (&Source, Pos)) -> Result<Source, Diagnostic>,
+) -> Result<Config, ConfigErrors> {
+    let dir = source
+        .path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let doc = reader::parse(&source).map_err(|d| ConfigErrors(vec![d]))?;
+    let mut r = Reporter::new(&source);
+    let mut top = Fields::new(&source, doc.as_table(), "the main config file");
+
+    let daemon_table = top.table(&mut r, "daemon");
+    let feed_tables = top.tables(&mut r, "feed");
+    let sink_tables = top.tables(&mut r, "sink");
+    let rules_item = top.take_item("rules");
+    top.finish(&mut r, &["daemon", "feed", "sink"]);
+    if let Some(item) = rules_item {
+        r.error(
+            reader::item_pos(item),
+            "`rules` belongs in [daemon] (rules = [\"rules.toml\"]); write watch rules in their own file",
+        );
+    }
+
+    let (daemon, rule_paths) = read_daemon(&mut r, &source, daemon_table, &dir);
+    let feeds = read_feeds(&mut r, &source, &feed_tables, daemon.poll_interval);
+    let sinks = read_sinks(&mut r, &source, &sink_tables, &dir);
+    if feeds.is_empty() && feed_tables.is_empty() {
+        r.error(
+            Pos(0),
+            "no feeds configured: add at least one [[feed]] with id and url",
+        );
+    }
+
+    let mut diags = r.diags;
+    let sink_ids: HashSet<&str> = sinks.iter().map(|s| s.id.as_str()).collect();
+    let mut specs = Vec::new();
+    let mut metas = Vec::new();
+    let mut disabled = 0;
+    let mut seen_rule_ids: HashMap<String, (PathBuf, usize)> = HashMap::new();
+    let mut rule_files = Vec::new();
+    for p in &rule_paths {
+        let path = reader::resolve(&dir, &p.value);
+        rule_files.push(path.clone());
+        let rsrc = match read_rules(&path, (&source, p.pos)) {
+            Ok(s) => s,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        let parsed = read_rule_file(&rsrc, &sink_ids, &mut seen_rule_ids);
+        diags.extend(parsed.diags);
+        for (spec, meta, enabled) in parsed.rules {
+            if enabled {
+                specs.push(spec);
+                metas.push(meta);
+            } else {
+                disabled += 1;
+            }
+        }
+    }
+    if rule_paths.is_empty() {
+        let at = daemon_table.map_or(Pos(0), |t| reader::table_pos(&source, t));
+        diags.push(diag_at(
+            &source,
+            at,
+            "no rule files: set rules = [\"rules.toml\"] in [daemon]",
+        ));
+    }
+
+    if !diags.is_empty() {
+        return Err(ConfigErrors(diags));
+    }
+    let rules = RuleSet::compile(specs).map_err(|errs| {
+        // Rule files already compiled each rule on its own, so this only
+        // happens if compilation depends on the whole set; report it plainly.
+        ConfigErrors(
+            errs.into_iter()
+                .map(|e| Diagnostic {
+                    file: metas
+                        .get(e.rule)
+                        .map_or_else(|| source.path.clone(), |m: &RuleMeta| m.file.clone()),
+                    line: 1,
+                    col: 1,
+                    message: e.message,
+                })
+                .collect(),
+        )
+    })?;
+    Ok(Config {
+        path: source.path.clone(),
+        daemon,
+        feeds,
+        sinks,
+        rules: Arc::new(rules),
+        rule_meta: metas,
+        disabled_rules: disabled,
+        rule_files,
+    })
+}
+
+fn diag_at(source: &Source, at: Pos, message: &str) -> Diagnostic {
+    let (line, col) = source.line_col(at.0);
+    Diagnostic {
+        file: source.path.clone(),
+        line,
+        col,
+        message: message.to_string(),
+    }
+}
+
+const DAEMON_KEYS: &[&str] = &[
+    "poll_interval",
+    "max_concurrent_fetches",
+    "state_dir",
+    "rules",
+    "fetch_timeout",
+    "connect_timeout",
+    "max_feed_bytes",
+    "max_items_per_feed",
+    "max_redirects",
+    "snippet_max_chars",
+    "seen_retention",
+    "user_agent",
+];
+
+fn read_daemon(
+    r: &mut Reporter,
+    source: &Source,
+    table: Option<&toml_edit::Table>,
+    dir: &Path,
+) -> (DaemonConfig, Vec<Spanned<String>>) {
+    let mut d = DaemonConfig::default();
+    let Some(table) = table else {
+        return (
+            d,
+            vec![Spanned {
+                value: "rules.toml".into(),
+                pos: Pos(0),
+            }],
+        );
+    };
+    let mut f = Fields::new(source, table, "[daemon]");
+    if let Some(v) = positive_duration(r, &mut f, "poll_interval") {
+        d.poll_interval = v;
+    }
+    if let Some(v) = f.integer(r, "max_concurrent_fetches", 1..=1024) {
+        d.max_concurrent_fetches = v as usize;
+    }
+    if let Some(v) = f.string(r, "state_dir") {
+        d.state_dir = reader::resolve(dir, &v.value);
+    }
+    let rules = f.string_list(r, "rules").unwrap_or_default();
+    if let Some(v) = positive_duration(r, &mut f, "fetch_timeout") {
+        d.fetch_timeout = v;
+    }
+    if let Some(v) = positive_duration(r, &mut f, "connect_timeout") {
+        d.connect_timeout = v;
+    }
+    if let Some(v) = f.size(r, "max_feed_bytes") {
+        d.max_feed_bytes = v;
+    }
+    if let Some(v) = f.integer(r, "max_items_per_feed", 1..=100_000) {
+        d.max_items_per_feed = v as usize;
+    }
+    if let Some(v) = f.integer(r, "max_redirects", 0..=20) {
+        d.max_redirects = v as usize;
+    }
+    if let Some(v) = f.integer(r, "snippet_max_chars", 40..=10_000) {
+        d.snippet_max_chars = v as usize;
+    }
+    if let Some(v) = positive_duration(r, &mut f, "seen_retention") {
+        d.seen_retention = v;
+    }
+    if let Some(v) = f.string(r, "user_agent") {
+        if v.value.trim().is_empty() || v.value.chars().any(char::is_control) {
+            r.error(v.pos, "`user_agent` must be non-empty printable text");
+        } else {
+            d.user_agent = v.value;
+        }
+    }
+    f.finish(r, DAEMON_KEYS);
+    (d, rules)
+}
+
+fn positive_duration(r: &mut Reporter, f: &mut Fields, key: &'static str) -> Option<Duration> {
+    let v = f.duration(r, key)?;
+    if v.value.is_zero() {
+        r.error(v.pos, format!("`{key}` must be longer than 0s"));
+        return None;
+    }
+    Some(v.value)
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn check_id(
+    r: &mut Reporter,
+    id: &Spanned<String>,
+    what: &str,
+    seen: &mut HashSet<String>,
+) -> bool {
+    if !valid_id(&id.value) {
+        r.error(
+            id.pos,
+            format!(
+                "{what} id \"{}\" must be 1-64 characters of a-z, 0-9, '-' or '_'",
+                id.value
+            ),
+        );
+        return false;
+    }
+    if !seen.insert(id.value.clone()) {
+        r.error(id.pos, format!("duplicate {what} id \"{}\"", id.value));
+        return false;
+    }
+    true
+}
+
+const FEED_KEYS: &[&str] = &["id", "url", "title", "interval", "backfill"];
+
+fn read_feeds(
+    r: &mut Reporter,
+    source: &Source,
+    tables: &[&toml_edit::Table],
+    default_interval: Duration,
+) -> Vec<FeedConfig> {
+    let mut out = Vec::new();
+    let mut ids = HashSet::new();
+    for t in tables {
+        let mut f = Fields::new(source, t, "[[feed]]");
+        let id = f.required_string(r, "id");
+        if let Some(id) = &id {
+            f.set_what(format!("feed \"{}\"", id.value));
+        }
+        let url = f.required_string(r, "url");
+        let title = f.string(r, "title").map(|s| s.value);
+        let interval = positive_duration(r, &mut f, "interval");
+        let backfill = match f.string(r, "backfill") {
+            None => Some(Backfill::Window(Duration::from_secs(86_400))),
+            Some(s) if s.value == "all" => Some(Backfill::All),
+            Some(s) => match reader::parse_duration(&s.value) {
+                Ok(d) => Some(Backfill::Window(d)),
+                Err(e) => {
+                    r.error(s.pos, format!("`backfill`: {e}, or \"all\""));
+                    None
+                }
+            },
+        };
+        f.finish(r, FEED_KEYS);
+        let id_ok = id
+            .as_ref()
+            .is_some_and(|id| check_id(r, id, "feed", &mut ids));
+        let url_ok = url.as_ref().is_some_and(|u| {
+            let lower = u.value.to_ascii_lowercase();
+            let ok = (lower.starts_with("http://") || lower.starts_with("https://"))
+                && u.value.len() > "http://".len()
+                && !u.value.chars().any(char::is_whitespace);
+            if !ok {
+                r.error(
+                    u.pos,
+                    format!(
+                        "feed url \"{}\" must be an http:// or https:// URL",
+                        u.value
+                    ),
+                );
+            }
+            ok
+        });
+        if let (Some(id), Some(url), Some(backfill), true, true) =
+            (id, url, backfill, id_ok, url_ok)
+        {
+            out.push(FeedConfig {
+                id: id.value,
+                url: url.value,
+                title,
+                interval: interval.unwrap_or(default_interval),
+                backfill,
+            });
+        }
+    }
+    out
+}
+
+fn read_sinks(
+    r: &mut Reporter,
+    source: &Source,
+    tables: &[&toml_edit::Table],
+    dir: &Path,
+) -> Vec<SinkConfig> {
+    let mut out = Vec::new();
+    let mut ids = HashSet::new();
+    for t in tables {
+        let mut f = Fields::new(source, t, "[[sink]]");
+        let id = f.required_string(r, "id");
+        if let Some(id) = &id {
+            f.set_what(format!("sink \"{}\"", id.value));
+        }
+        let ty = f.required_string(r, "type");
+        let kind = match ty.as_ref().map(|t| t.value.as_str()) {
+            Some("stdout") => {
+                let color = match f.string(r, "color") {
+                    None => Some(ColorMode::Auto),
+                    Some(s) => match s.value.as_str() {
+                        "auto" => Some(ColorMode::Auto),
+                        "always" => Some(ColorMode::Always),
+                        "never" => Some(ColorMode::Never),
+                        other => {
+                            r.error(
+                                s.pos,
+                                format!("`color` must be \"auto\", \"always\" or \"never\", found \"{other}\""),
+                            );
+                            None
+                        }
+                    },
+                };
+                f.finish(r, &["id", "type", "color"]);
+                color.map(|color| SinkKind::Stdout { color })
+            }
+            Some("jsonl") => {
+                let path = f.required_string(r, "path");
+                f.finish(r, &["id", "type", "path"]);
+                path.map(|p| SinkKind::Jsonl {
+                    path: reader::resolve(dir, &p.value),
+                })
+            }
+            Some(other) => {
+                if let Some(t) = &ty {
+                    r.error(
+                        t.pos,
+                        format!("unknown sink type \"{other}\"; expected \"stdout\" or \"jsonl\""),
+                    );
+                }
+                None
+            }
+            None => None,
+        };
+        let id_ok = id
+            .as_ref()
+            .is_some_and(|id| check_id(r, id, "sink", &mut ids));
+        if let (Some(id), Some(kind), true) = (id, kind, id_ok) {
+            out.push(SinkConfig { id: id.value, kind });
+        }
+    }
+    out
+}
+
+struct RuleFile {
+    rules: Vec<(RuleSpec, RuleMeta, bool)>,
+    diags: Vec<Diagnostic>,
+}
+
+const RULE_KEYS: &[&str] = &[
+    "id", "any", "all", "none", "feeds", "severity", "sinks", "enabled",
+];
+
+/// Parses one rule file. Each rule is compiled on its own here so that its
+/// term errors point at the offending list element.
+fn read_rule_file(
+    source: &Source,
+    sink_ids: &HashSet<&str>,
+    seen_ids: &mut HashMap<String, (PathBuf, usize)>,
+) -> RuleFile {
+    let doc = match reader::parse(source) {
+        Ok(d) => d,
+        Err(d) => {
+            return RuleFile {
+                rules: Vec::new(),
+                diags: vec![d],
+            }
+        }
+    };
+    let mut r = Reporter::new(source);
+    let mut top = Fields::new(source, doc.as_table(), "a rules file");
+    let tables = top.tables(&mut r, "rule");
+    top.finish(&mut r, &["rule"]);
+    let mut rules = Vec::new();
+    for t in tables {
+        let mut f = Fields::new(source, t, "[[rule]]");
+        let id = f.required_string(&mut r, "id");
+        if let Some(id) = &id {
+            f.set_what(format!("rule \"{}\"", id.value));
+        }
+        let any = f.string_list(&mut r, "any").unwrap_or_default();
+        let all = f.string_list(&mut r, "all").unwrap_or_default();
+        let none = f.string_list(&mut r, "none").unwrap_or_default();
+        let feeds = f.string_list(&mut r, "feeds").unwrap_or_default();
+        let severity = match f.string(&mut r, "severity") {
+            None => Severity::Normal,
+            Some(s) => Severity::parse(&s.value).unwrap_or_else(|| {
+                r.error(
+                    s.pos,
+                    format!(
+                        "unknown severity \"{}\"; expected low, normal, high or critical",
+                        s.value
+                    ),
+                );
+                Severity::Normal
+            }),
+        };
+        let sinks = f.string_list(&mut r, "sinks");
+        if let Some(list) = &sinks {
+            if list.is_empty() {
+                r.error(
+                    f.header(),
+                    "`sinks = []` sends this rule nowhere; remove the key to use every sink, or set enabled = false",
+                );
+            }
+            for s in list {
+                if !sink_ids.contains(s.value.as_str()) {
+                    let mut known: Vec<&str> = sink_ids.iter().copied().collect();
+                    known.sort_unstable();
+                    r.error(
+                        s.pos,
+                        format!(
+                            "unknown sink \"{}\"; configured sinks: {}",
+                            s.value,
+                            if known.is_empty() {
+                                "(none)".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    );
+                }
+            }
+        }
+        let enabled = f.bool(&mut r, "enabled").unwrap_or(true);
+        let header = f.header();
+        f.finish(&mut r, RULE_KEYS);
+
+        let Some(id) = id else { continue };
+        if !valid_id(&id.value) {
+            r.error(
+                id.pos,
+                format!(
+                    "rule id \"{}\" must be 1-64 characters of a-z, 0-9, '-' or '_'",
+                    id.value
+                ),
+            );
+            continue;
+        }
+        let (line, _) = source.line_col(id.pos.0);
+        if let Some((file, first_line)) = seen_ids.get(&id.value) {
+            r.error(
+                id.pos,
+                format!(
+                    "duplicate rule id \"{}\" (first defined at {}:{})",
+                    id.value,
+                    file.display(),
+                    first_line
+                ),
+            );
+            continue;
+        }
+        seen_ids.insert(id.value.clone(), (source.path.clone(), line));
+
+        let spec = RuleSpec {
+            id: id.value.clone(),
+            any: any.iter().map(|s| s.value.clone()).collect(),
+            all: all.iter().map(|s| s.value.clone()).collect(),
+            none: none.iter().map(|s| s.value.clone()).collect(),
+            feeds: feeds.iter().map(|s| s.value.clone()).collect(),
+        };
+        if let Err(errs) = RuleSet::compile(vec![spec.clone()]) {
+            for e in errs {
+                let list = match e.list {
+                    "any" => Some(&any),
+                    "all" => Some(&all),
+                    "none" => Some(&none),
+                    "feeds" => Some(&feeds),
+                    _ => None,
+                };
+                let at = e
+                    .index
+                    .and_then(|i| list.and_then(|l| l.get(i)))
+                    .map_or(header, |s| s.pos);
+                r.error(at, format!("rule \"{}\": {}", id.value, e.message));
+            }
+            continue;
+        }
+        rules.push((
+            spec,
+            RuleMeta {
+                id: id.value,
+                severity,
+                sinks: sinks.map(|l| l.into_iter().map(|s| s.value).collect()),
+                file: source.path.clone(),
+            },
+            enabled,
+        ));
+    }
+    if rules.is_empty() && r.diags.is_empty() && seen_ids.is_empty() {
+        r.error(
+            Pos(0),
+            "no rules: add at least one [[rule]] with an id and `any` or `all` terms",
+        );
+    }
+    RuleFile {
+        rules,
+        diags: r.diags,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(main: &str, rules: &str) -> Result<Config, ConfigErrors> {
+        let rules = rules.to_string();
+        load_from(
+            Source {
+                path: "/cfg/wirewatch.toml".into(),
+                text: main.into(),
+            },
+            move |p, _| {
+                Ok(Source {
+                    path: p.to_path_buf(),
+                    text: rules.clone(),
+                })
+            },
+        )
+    }
+
+    const MAIN: &str = r#"
+[daemon]
+poll_interval = "5m"
+state_dir = "state"
+rules = ["rules.toml"]
+
+[[feed]]
+id = "wire"
+url = "http://127.0.0.1:1/feed.xml"
+backfill = "all"
+
+[[sink]]
+id = "out"
+type = "jsonl"
+path = "alerts.jsonl"
+"#;
+
+    #[test]
+    fn valid_config_loads_with_resolved_paths() {
+        let c = load_str(
+            MAIN,
+            "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\nseverity = \"high\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.daemon.state_dir, PathBuf::from("/cfg/state"));
+        assert_eq!(c.daemon.poll_interval, Duration::from_secs(300));
+        assert_eq!(c.feeds[0].interval, Duration::from_secs(300));
+        assert_eq!(c.feeds[0].backfill, Backfill::All);
+        assert!(
+            matches!(&c.sinks[0].kind, SinkKind::Jsonl { path } if path == Path::new("/cfg/alerts.jsonl"))
+        );
+        assert_eq!(c.rule_meta[0].severity, Severity::High);
+        assert_eq!(c.sinks_for_rule(0), vec!["out"]);
+        assert_eq!(c.rules.len(), 1);
+    }
+
+    #[test]
+    fn every_error_is_reported_with_position() {
+        let main = MAIN.replace(
+            "poll_interval = \"5m\"",
+            "poll_interval = \"5 minutes\"\nfrobnicate = 1",
+        );
+        let rules = "[[rule]]\nid = \"a\"\nany = [\"Kursk\"]\nsinkz = [\"out\"]\n\n[[rule]]\nid = \"b\"\n\n[[rule]]\nid = \"a\"\nany = [\"x\"]\nsinks = [\"nowhere\"]\n";
+        let errs = load_str(&main, rules).unwrap_err();
+        let got: Vec<String> = errs.0.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            got,
+            vec![
+                "/cfg/wirewatch.toml:3:17: `poll_interval`: invalid duration \"5 minutes\": expected a number with a unit, as in \"90s\", \"5m\", \"2h\", \"1d\"",
+                "/cfg/wirewatch.toml:4:1: unknown key `frobnicate` in [daemon]; expected one of: poll_interval, max_concurrent_fetches, state_dir, rules, fetch_timeout, connect_timeout, max_feed_bytes, max_items_per_feed, max_redirects, snippet_max_chars, seen_retention, user_agent",
+                "/cfg/rules.toml:4:1: unknown key `sinkz` in rule \"a\"; expected one of: id, any, all, none, feeds, severity, sinks, enabled",
+                "/cfg/rules.toml:6:1: rule \"b\": rule needs at least one term in `any` or `all`",
+                "/cfg/rules.toml:12:10: unknown sink \"nowhere\"; configured sinks: out",
+                "/cfg/rules.toml:10:6: duplicate rule id \"a\" (first defined at /cfg/rules.toml:2)",
+            ]
+        );
+    }
+
+    #[test]
+    fn feed_errors() {
+        let main = MAIN
+            .replace(
+                "url = \"http://127.0.0.1:1/feed.xml\"",
+                "url = \"ftp://x\"\ninterval = \"0s\"",
+            )
+            .replace("backfill = \"all\"", "backfill = \"yesterday\"");
+        let errs = load_str(&main, "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\n").unwrap_err();
+        let got: Vec<String> = errs.0.iter().map(|d| d.to_string()).collect();
+        assert_eq!(got.len(), 3, "{got:#?}");
+        assert!(got[0].starts_with("/cfg/wirewatch.toml:10:12: `interval` must be longer than 0s"));
+        assert!(got[1].starts_with("/cfg/wirewatch.toml:11:12: `backfill`"));
+        assert!(got[2].starts_with("/cfg/wirewatch.toml:9:7: feed url \"ftp://x\""));
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let errs = load_str("[daemon\n", "").unwrap_err();
+        assert_eq!(errs.0.len(), 1);
+        assert!(
+            errs.0[0].to_string().starts_with("/cfg/wirewatch.toml:1:"),
+            "{}",
+            errs.0[0]
+        );
+    }
+
+    #[test]
+    fn disabled_rules_are_validated_but_not_loaded() {
+        let c = load_str(MAIN, "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\n\n[[rule]]\nid = \"off\"\nany = [\"x\"]\nenabled = false\n").unwrap();
+        assert_eq!(c.rules.len(), 1);
+        assert_eq!(c.disabled_rules, 1);
+        let errs = load_str(MAIN, "[[rule]]\nid = \"off\"\nenabled = false\n").unwrap_err();
+        assert!(errs.0[0].message.contains("at least one term"), "{errs}");
+    }
+}

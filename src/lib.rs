@@ -1,0 +1,35 @@
+//! wirewatch: watches news wire feeds and alerts the moment a story you
+//! care about appears.
+//!
+//! # Layout
+//!
+//! Modules in the order data flows through them:
+//!
+//! - [`config`]: TOML -> validated, immutable [`config::Config`] with
+//!   compiled rules; every error as `FILE:LINE:COL`.
+//! - [`daemon`]: the schedule (one task per feed, one worker per sink),
+//!   shutdown, and the single-pass `once`.
+//! - [`fetch`]: one HTTP client; conditional GET, timeouts, size cap.
+//! - [`parse`] (+ [`html`]): feed bytes -> [`model::Item`]s with stable keys
+//!   and plain text. Pure.
+//! - [`text`], [`rules`]: tokenizing/folding and the watch-rule matcher. Pure.
+//! - [`snippet`]: the sentence(s) that show why a rule fired. Pure.
+//! - [`pipeline`]: one poll of one feed, ending in one state transaction.
+//! - [`state`]: the only module that touches SQLite.
+//! - [`deliver`], [`sink`]: the outbox drained per sink, at least once.
+//! - [`demo`]: the bundled feed server and the `wirewatch demo` run.
+
+pub mod config;
+pub mod daemon;
+pub mod deliver;
+pub mod demo;
+pub mod fetch;
+pub mod html;
+pub mod model;
+pub mod parse;
+pub mod pipeline;
+pub mod rules;
+pub mod sink;
+pub mod snippet;
+pub mod state;
+pub mod text;

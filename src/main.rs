@@ -1,0 +1,430 @@
+//! The `wirewatch` command line: argument parsing, logging set-up and exit
+//! codes. Everything else lives in the library.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use wirewatch::config::{self, Config, DaemonConfig};
+use wirewatch::fetch::{FetchOutcome, Fetcher};
+use wirewatch::model::{AlertFeed, ParsedFeed};
+use wirewatch::parse::{parse_feed, ParseOptions};
+use wirewatch::state::{FeedStatus, State, Validators};
+use wirewatch::{daemon, demo, pipeline, sink};
+
+/// Exit code for configuration errors (`check`, and any command given a bad
+/// config).
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "wirewatch",
+    version,
+    about = "Watches news wire feeds and alerts the moment a story you care about appears"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// Main config file. Default: $WIREWATCH_CONFIG, then
+    /// $XDG_CONFIG_HOME/wirewatch/wirewatch.toml (~/.config/...), then
+    /// /etc/wirewatch/wirewatch.toml.
+    #[arg(long, short = 'c', value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: poll every feed on its schedule until SIGTERM/SIGINT.
+    Run(ConfigArg),
+    /// Poll every feed once, deliver the alerts, exit.
+    Once {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Exit 1 if any feed failed.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Validate the config and rule files.
+    Check(ConfigArg),
+    /// Print the items of a feed (file path or http(s) URL) as JSON lines.
+    Parse {
+        /// A file path or an http(s) URL.
+        source: String,
+    },
+    /// Show which rules match which items of the given feeds; touches no
+    /// state and no sink.
+    Match {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print one alert object per line.
+        #[arg(long)]
+        json: bool,
+        /// Feed id to match as (for rules scoped with `feeds`). Default: the
+        /// configured feed with this URL, else "source".
+        #[arg(long, value_name = "ID")]
+        feed: Option<String>,
+        /// Feed files or http(s) URLs.
+        #[arg(required = true)]
+        sources: Vec<String>,
+    },
+    /// Show each feed's health and the alerts waiting per sink.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// One JSON object per feed.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the real pipeline against a bundled local feed server (~30 s).
+    Demo,
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WIREWATCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.command {
+        Command::Run(_) => "info",
+        Command::Demo => "warn",
+        _ => "error",
+    };
+    init_logging(level);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wirewatch: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wirewatch: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the config, printing every error; `None` means exit 2.
+fn load_config(arg: &ConfigArg) -> Result<Option<Config>, anyhow::Error> {
+    let path = config::locate(arg.config.as_deref()).map_err(anyhow::Error::msg)?;
+    match config::load(&path) {
+        Ok(c) => Ok(Some(c)),
+        Err(errs) => {
+            for d in &errs.0 {
+                eprintln!("{d}");
+            }
+            eprintln!("wirewatch: {} error(s) in the configuration", errs.0.len());
+            Ok(None)
+        }
+    }
+}
+
+fn shutdown_signal(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let term = async {
+            #[cfg(unix)]
+            {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            }
+            #[cfg(not(unix))]
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        cancel.cancel();
+    });
+}
+
+async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Run(arg) => {
+            let Some(config) = load_config(&arg)? else {
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            };
+            let ctx = daemon::context(Arc::new(config))?;
+            let cancel = CancellationToken::new();
+            shutdown_signal(cancel.clone());
+            daemon::run(ctx, cancel).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Once { config, strict } => {
+            let Some(config) = load_config(&config)? else {
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            };
+            let ctx = daemon::context(Arc::new(config))?;
+            let report = daemon::once(ctx).await?;
+            for (feed, err) in &report.failed {
+                eprintln!("wirewatch: feed {feed}: {err}");
+            }
+            if let Some(kib) = peak_rss_kib() {
+                tracing::info!(peak_rss_kib = kib, "memory high-water mark");
+            }
+            if report.undelivered > 0 {
+                eprintln!(
+                    "wirewatch: {} alert(s) could not be delivered yet; they stay queued",
+                    report.undelivered
+                );
+            }
+            Ok(if strict && !report.failed.is_empty() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Check(arg) => {
+            let Some(c) = load_config(&arg)? else {
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            };
+            print_summary(&c);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Parse { source } => {
+            let parsed = load_source(&source).await?;
+            let mut out = std::io::stdout().lock();
+            for w in &parsed.warnings {
+                eprintln!("wirewatch: {source}: {w}");
+            }
+            for item in &parsed.items {
+                serde_json::to_writer(&mut out, item)?;
+                out.write_all(b"\n")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Match {
+            config,
+            json,
+            feed,
+            sources,
+        } => {
+            let Some(config) = load_config(&config)? else {
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            };
+            run_match(&config, json, feed.as_deref(), &sources).await
+        }
+        Command::Status { config, json } => {
+            let Some(config) = load_config(&config)? else {
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            };
+            print_status(&config, json)
+        }
+        Command::Demo => {
+            let cancel = CancellationToken::new();
+            shutdown_signal(cancel.clone());
+            demo::run(cancel).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_summary(c: &Config) {
+    println!("{}: OK", c.path.display());
+    println!(
+        "  {} feed(s), {} sink(s), {} rule(s) in {} file(s){}",
+        c.feeds.len(),
+        c.sinks.len(),
+        c.rules.len(),
+        c.rule_files.len(),
+        if c.disabled_rules > 0 {
+            format!(" (+{} disabled)", c.disabled_rules)
+        } else {
+            String::new()
+        }
+    );
+    for f in &c.feeds {
+        println!(
+            "  feed {:<24} every {:>6}s  {}",
+            f.id,
+            f.interval.as_secs(),
+            f.url
+        );
+    }
+    for s in &c.sinks {
+        println!("  sink {:<24} {}", s.id, s.kind.type_name());
+    }
+    for (i, r) in c.rule_meta.iter().enumerate() {
+        println!(
+            "  rule {:<24} {:<8} -> {}",
+            r.id,
+            r.severity.as_str(),
+            c.sinks_for_rule(i).join(", ")
+        );
+    }
+    println!("  state: {}", c.state_file().display());
+}
+
+/// Reads a feed from a file or URL and parses it.
+async fn load_source(source: &str) -> anyhow::Result<ParsedFeed> {
+    let lower = source.to_ascii_lowercase();
+    let (body, charset, base) = if lower.starts_with("http://") || lower.starts_with("https://") {
+        let fetcher = Fetcher::new(&DaemonConfig::default())?;
+        match fetcher.fetch(source, &Validators::default()).await? {
+            FetchOutcome::Fetched(f) => (f.body, f.charset, Some(f.final_url)),
+            FetchOutcome::NotModified { status } => {
+                anyhow::bail!("{source}: unexpected HTTP {status}")
+            }
+        }
+    } else {
+        let body =
+            std::fs::read(Path::new(source)).with_context(|| format!("cannot read {source}"))?;
+        (body, None, None)
+    };
+    let opts = ParseOptions {
+        base_url: base,
+        ..ParseOptions::default()
+    };
+    parse_feed(&body, charset.as_deref(), &opts).map_err(|e| anyhow::anyhow!("{source}: {e}"))
+}
+
+async fn run_match(
+    config: &Config,
+    json: bool,
+    feed_id: Option<&str>,
+    sources: &[String],
+) -> anyhow::Result<ExitCode> {
+    let now = Utc::now();
+    let mut failed = false;
+    let mut out = std::io::stdout().lock();
+    for source in sources {
+        let parsed = match load_source(source).await {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("wirewatch: {e:#}");
+                failed = true;
+                continue;
+            }
+        };
+        let configured = config.feeds.iter().find(|f| &f.url == source);
+        let id = feed_id
+            .map(str::to_string)
+            .or_else(|| configured.map(|f| f.id.clone()))
+            .unwrap_or_else(|| "source".into());
+        let feed = match configured {
+            Some(f) if feed_id.is_none() => pipeline::alert_feed(f, &parsed),
+            _ => AlertFeed {
+                id,
+                title: parsed.title.clone().unwrap_or_else(|| source.clone()),
+                url: source.clone(),
+            },
+        };
+        let mut matched_items = 0;
+        for item in &parsed.items {
+            let alerts = pipeline::alerts_for_item(config, &feed, item, now);
+            if alerts.is_empty() {
+                continue;
+            }
+            matched_items += 1;
+            for (_, alert) in alerts {
+                if json {
+                    serde_json::to_writer(&mut out, &alert)?;
+                    out.write_all(b"\n")?;
+                } else {
+                    out.write_all(sink::render_alert(&alert, false).as_bytes())?;
+                }
+            }
+        }
+        if !json {
+            writeln!(
+                out,
+                "{source}: {} item(s), {matched_items} matched (as feed \"{}\")",
+                parsed.items.len(),
+                feed.id
+            )?;
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let file = config.state_file();
+    let ids: Vec<String> = config.feeds.iter().map(|f| f.id.clone()).collect();
+    // Status never creates state: without a file every feed is unpolled.
+    let state = if file.exists() {
+        Some(State::open(&file)?)
+    } else {
+        None
+    };
+    let statuses = match &state {
+        Some(st) => st.feed_statuses(&ids)?,
+        None => ids.iter().map(|id| FeedStatus::never_polled(id)).collect(),
+    };
+    let mut out = std::io::stdout().lock();
+    if state.is_none() && !json {
+        writeln!(
+            out,
+            "no state yet at {} (wirewatch has not polled)",
+            file.display()
+        )?;
+    }
+    for s in statuses {
+        if json {
+            serde_json::to_writer(&mut out, &s)?;
+            writeln!(out)?;
+        } else {
+            let when = |t: Option<chrono::DateTime<Utc>>| {
+                t.map_or("never".into(), |t| {
+                    t.format("%Y-%m-%d %H:%M:%S").to_string()
+                })
+            };
+            writeln!(
+                out,
+                "{:<24} {:<7} ok {}  tried {}  failures {}  seen {}{}",
+                s.feed,
+                s.last_status.map_or("-".into(), |c| c.to_string()),
+                when(s.last_ok_at),
+                when(s.last_attempt_at),
+                s.consecutive_failures,
+                s.seen_items,
+                s.last_error
+                    .map(|e| format!("\n    last error: {e}"))
+                    .unwrap_or_default()
+            )?;
+        }
+    }
+    if let (Some(st), false) = (&state, json) {
+        for (sink, n) in st.pending_counts()? {
+            writeln!(out, "sink {sink}: {n} alert(s) waiting")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), for the logs and
+/// the memory-bound tests.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

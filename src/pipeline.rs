@@ -1,0 +1,439 @@
+//! One poll of one feed: fetch -> parse -> unseen -> match -> snippet ->
+//! one state transaction.
+//!
+//! The decision of which unseen items alert ([`Freshness`]) and the building
+//! of alerts ([`alerts_for_item`]) are pure and shared with `wirewatch match`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::config::{Backfill, Config, FeedConfig};
+use crate::fetch::{FetchError, FetchOutcome, Fetcher};
+use crate::model::{Alert, AlertFeed, AlertItem, AlertRule, Item, ParsedFeed, Snippet};
+use crate::parse::{parse_feed, ParseOptions};
+use crate::rules::Document;
+use crate::snippet::{make_snippet, SnippetHit};
+use crate::state::{PollCommit, State, StateError};
+
+/// Counters for the demo summary and logs.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub polls: AtomicU64,
+    pub failures: AtomicU64,
+    pub not_modified: AtomicU64,
+    pub new_items: AtomicU64,
+    pub alerts_queued: AtomicU64,
+    pub alerts_delivered: AtomicU64,
+}
+
+/// Everything a poll needs; shared by all feed tasks.
+pub struct Ctx {
+    pub config: Arc<Config>,
+    pub state: State,
+    pub fetcher: Fetcher,
+    /// Bounds concurrent fetches (`max_concurrent_fetches`).
+    pub fetch_slots: Semaphore,
+    /// Bounds concurrent parses: feed-rs needs ~25x the body in memory.
+    pub parse_slots: Semaphore,
+    pub stats: Stats,
+}
+
+/// What a successful poll did.
+#[derive(Debug, Default, Clone)]
+pub struct PollReport {
+    pub status: u16,
+    pub items: usize,
+    pub new_items: usize,
+    pub alerts: usize,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("fetch failed: {0}")]
+    Fetch(#[from] FetchError),
+    #[error("parse failed: {0}")]
+    Parse(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl PollError {
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            PollError::Fetch(FetchError::Status { retry_after, .. }) => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// Whether an unseen item alerts or is only marked seen.
+#[derive(Debug, Clone, Copy)]
+pub struct Freshness {
+    pub first_poll: bool,
+    pub backfill: Backfill,
+    pub retention: std::time::Duration,
+    pub now: DateTime<Utc>,
+}
+
+impl Freshness {
+    /// On a feed's first poll only items published within `backfill` alert
+    /// (undated items count as old). Later, every unseen item alerts unless
+    /// it is dated before the seen-retention window: such an item may be one
+    /// whose key was already forgotten, and a stale alert is worse than none.
+    pub fn alerts(&self, item: &Item) -> bool {
+        let age = |p: DateTime<Utc>| (self.now - p).to_std().unwrap_or_default();
+        if self.first_poll {
+            return match (self.backfill, item.published) {
+                (Backfill::All, _) => true,
+                (Backfill::Window(_), None) => false,
+                (Backfill::Window(w), _) if w.is_zero() => false,
+                (Backfill::Window(w), Some(p)) => age(p) <= w,
+            };
+        }
+        item.published.is_none_or(|p| age(p) <= self.retention)
+    }
+}
+
+/// The alert id: stable for (rule id, item key).
+pub fn alert_id(rule_id: &str, item_key: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(rule_id.as_bytes());
+    h.update([0]);
+    h.update(item_key.as_bytes());
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Matches one item against the rules and builds an alert per matching
+/// rule. Pure.
+pub fn alerts_for_item(
+    config: &Config,
+    feed: &AlertFeed,
+    item: &Item,
+    now: DateTime<Utc>,
+) -> Vec<(usize, Alert)> {
+    let doc = Document::new(&item.title, &item.summary, &item.content);
+    config
+        .rules
+        .matches(&feed.id, &doc)
+        .into_iter()
+        .filter_map(|m| {
+            let meta = config.rule_meta.get(m.rule)?;
+            let mut keys: HashMap<&str, usize> = HashMap::new();
+            let hits: Vec<SnippetHit> = m
+                .hits
+                .iter()
+                .map(|h| {
+                    let n = keys.len();
+                    SnippetHit {
+                        start: h.start,
+                        end: h.end,
+                        key: *keys.entry(h.term.as_str()).or_insert(n),
+                    }
+                })
+                .collect();
+            let snippet = snippet_for(&doc, &hits, config.daemon.snippet_max_chars);
+            let alert = Alert {
+                id: alert_id(&meta.id, &item.key),
+                rule: AlertRule {
+                    id: meta.id.clone(),
+                    severity: meta.severity.as_str().to_string(),
+                },
+                feed: feed.clone(),
+                item: AlertItem {
+                    key: item.key.clone(),
+                    title: item.title.clone(),
+                    link: item.link.clone(),
+                    published: item.published,
+                    authors: item.authors.clone(),
+                },
+                matched: m.matched_terms(&doc),
+                snippet,
+                detected_at: now,
+            };
+            Some((m.rule, alert))
+        })
+        .collect()
+}
+
+/// The snippet comes from the body when the body has a hit: the title is
+/// shown with the alert anyway, and the body sentence says more. A hit only
+/// in the title gives a title snippet.
+fn snippet_for(doc: &Document, hits: &[SnippetHit], max_chars: usize) -> Snippet {
+    let body = doc.body_start();
+    let body_hits: Vec<SnippetHit> = hits
+        .iter()
+        .filter(|h| h.start >= body)
+        .map(|h| SnippetHit {
+            start: h.start - body,
+            end: h.end - body,
+            key: h.key,
+        })
+        .collect();
+    if body_hits.is_empty() {
+        return make_snippet(&doc.text, hits, max_chars);
+    }
+    let text: String = doc.text.chars().skip(body).collect();
+    make_snippet(&text, &body_hits, max_chars)
+}
+
+pub fn alert_feed(feed: &FeedConfig, parsed: &ParsedFeed) -> AlertFeed {
+    AlertFeed {
+        id: feed.id.clone(),
+        title: feed
+            .title
+            .clone()
+            .or_else(|| parsed.title.clone().filter(|t| !t.trim().is_empty()))
+            .unwrap_or_else(|| feed.id.clone()),
+        url: feed.url.clone(),
+    }
+}
+
+/// Parses on the blocking pool under the parse bound.
+pub async fn parse_bounded(
+    slots: &Semaphore,
+    body: Vec<u8>,
+    charset: Option<String>,
+    opts: ParseOptions,
+) -> Result<ParsedFeed, String> {
+    let _permit = slots.acquire().await.map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || parse_feed(&body, charset.as_deref(), &opts))
+        .await
+        .map_err(|e| format!("parser crashed: {e}"))?
+        .map_err(|e| e.to_string())
+}
+
+/// Polls one feed and commits the result. Failures are recorded in state
+/// (health) and returned; they never touch other feeds.
+pub async fn poll_feed(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollError> {
+    ctx.stats.polls.fetch_add(1, Ordering::Relaxed);
+    let result = poll_inner(ctx, feed).await;
+    if let Err(e) = &result {
+        ctx.stats.failures.fetch_add(1, Ordering::Relaxed);
+        let status = match e {
+            PollError::Fetch(f) => f.status(),
+            _ => None,
+        };
+        let msg = e.to_string();
+        let id = feed.id.clone();
+        let failures = ctx
+            .state
+            .call(move |s| s.record_failure(&id, status, &msg, Utc::now()))
+            .await;
+        if let Err(se) = failures {
+            tracing::error!(feed = %feed.id, error = %se, "cannot record feed failure");
+        }
+    }
+    result
+}
+
+async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollError> {
+    let id = feed.id.clone();
+    let memory = ctx.state.call(move |s| s.feed_memory(&id)).await?;
+    let fetched = {
+        let _slot = ctx
+            .fetch_slots
+            .acquire()
+            .await
+            .map_err(|e| PollError::Parse(e.to_string()))?;
+        ctx.fetcher.fetch(&feed.url, &memory.validators).await?
+    };
+    let fetched = match fetched {
+        FetchOutcome::NotModified { status } => {
+            ctx.stats.not_modified.fetch_add(1, Ordering::Relaxed);
+            let id = feed.id.clone();
+            ctx.state
+                .call(move |s| s.record_not_modified(&id, status, Utc::now()))
+                .await?;
+            return Ok(PollReport {
+                status,
+                ..PollReport::default()
+            });
+        }
+        FetchOutcome::Fetched(f) => f,
+    };
+    let opts = ParseOptions {
+        max_items: ctx.config.daemon.max_items_per_feed,
+        base_url: Some(fetched.final_url.clone()),
+    };
+    let parsed = parse_bounded(&ctx.parse_slots, fetched.body, fetched.charset, opts)
+        .await
+        .map_err(PollError::Parse)?;
+    for w in &parsed.warnings {
+        tracing::warn!(feed = %feed.id, warning = %w, "feed problem");
+    }
+
+    let now = Utc::now();
+    let keys: Vec<String> = parsed.items.iter().map(|i| i.key.clone()).collect();
+    let (id, lookup) = (feed.id.clone(), keys.clone());
+    let unseen = ctx.state.call(move |s| s.unseen(&id, &lookup)).await?;
+    let fresh = Freshness {
+        first_poll: !memory.polled_before,
+        backfill: feed.backfill,
+        retention: ctx.config.daemon.seen_retention,
+        now,
+    };
+    let afeed = alert_feed(feed, &parsed);
+    let mut queued = Vec::new();
+    let mut alerts = 0;
+    let unseen_set: std::collections::HashSet<&str> = unseen.iter().map(String::as_str).collect();
+    let mut done = std::collections::HashSet::new();
+    for item in &parsed.items {
+        if !unseen_set.contains(item.key.as_str()) || !done.insert(item.key.as_str()) {
+            continue;
+        }
+        if !fresh.alerts(item) {
+            tracing::debug!(feed = %feed.id, item = %item.key, "old item marked seen without alert");
+            continue;
+        }
+        for (rule, alert) in alerts_for_item(&ctx.config, &afeed, item, now) {
+            let payload =
+                serde_json::to_string(&alert).map_err(|e| PollError::Parse(e.to_string()))?;
+            alerts += 1;
+            tracing::info!(feed = %feed.id, rule = %alert.rule.id, item = %item.key, alert = %alert.id, "match");
+            for sink in ctx.config.sinks_for_rule(rule) {
+                queued.push((sink.to_string(), alert.id.clone(), payload.clone()));
+            }
+        }
+    }
+    let commit = PollCommit {
+        status: fetched.status,
+        validators: fetched.validators,
+        present: keys,
+        new: unseen.clone(),
+        alerts: queued,
+    };
+    let queued_n = commit.alerts.len() as u64;
+    let id = feed.id.clone();
+    ctx.state
+        .call(move |s| s.commit_poll(&id, &commit, now))
+        .await?;
+    ctx.stats
+        .new_items
+        .fetch_add(unseen.len() as u64, Ordering::Relaxed);
+    ctx.stats
+        .alerts_queued
+        .fetch_add(queued_n, Ordering::Relaxed);
+    Ok(PollReport {
+        status: fetched.status,
+        items: parsed.items.len(),
+        new_items: unseen.len(),
+        alerts,
+        warnings: parsed.warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn item(published: Option<DateTime<Utc>>) -> Item {
+        Item {
+            key: "k".into(),
+            title: "t".into(),
+            link: None,
+            published,
+            updated: None,
+            summary: String::new(),
+            content: String::new(),
+            authors: vec![],
+            categories: vec![],
+        }
+    }
+
+    #[test]
+    fn backfill_and_staleness() {
+        let now = Utc::now();
+        let hours = |h: i64| Some(now - chrono::Duration::hours(h));
+        let f = |first_poll, backfill| Freshness {
+            first_poll,
+            backfill,
+            retention: Duration::from_secs(90 * 86_400),
+            now,
+        };
+        let day = Backfill::Window(Duration::from_secs(86_400));
+        assert!(f(true, day).alerts(&item(hours(2))));
+        assert!(!f(true, day).alerts(&item(hours(30))));
+        assert!(
+            !f(true, day).alerts(&item(None)),
+            "undated is old on the first poll"
+        );
+        assert!(f(true, Backfill::All).alerts(&item(None)));
+        assert!(f(true, Backfill::All).alerts(&item(hours(24 * 400))));
+        assert!(!f(true, Backfill::Window(Duration::ZERO)).alerts(&item(hours(1))));
+        assert!(
+            f(false, day).alerts(&item(None)),
+            "undated is new on later polls"
+        );
+        assert!(f(false, day).alerts(&item(hours(30))));
+        assert!(
+            !f(false, day).alerts(&item(hours(24 * 100))),
+            "older than retention is stale"
+        );
+    }
+
+    #[test]
+    fn snippet_prefers_a_body_sentence_over_the_title() {
+        let doc = Document::new(
+            "Deminers reach Kursk villages",
+            "Officials met on Monday. Sappers said deminers cleared roads near Kursk overnight.",
+            "",
+        );
+        let hit = |word: &str, key| {
+            let start = doc
+                .text
+                .find(word)
+                .map(|b| doc.text[..b].chars().count())
+                .unwrap_or(0);
+            SnippetHit {
+                start,
+                end: start + word.chars().count(),
+                key,
+            }
+        };
+        let hits = [hit("Kursk", 0), hit("deminers", 1)];
+        let body_kursk = doc
+            .text
+            .rfind("Kursk")
+            .map(|b| doc.text[..b].chars().count())
+            .unwrap_or(0);
+        let all = [
+            hits[0],
+            hits[1],
+            SnippetHit {
+                start: body_kursk,
+                end: body_kursk + 5,
+                key: 0,
+            },
+        ];
+        let s = snippet_for(&doc, &all, 300);
+        assert_eq!(
+            s.text,
+            "Sappers said deminers cleared roads near Kursk overnight."
+        );
+        assert_eq!(
+            s.highlights,
+            vec![(13, 21), (41, 46)],
+            "deminers and the body's Kursk"
+        );
+        let title_only = snippet_for(&doc, &hits[..1], 300);
+        assert_eq!(title_only.text, "Deminers reach Kursk villages");
+    }
+
+    #[test]
+    fn alert_ids_are_stable_and_distinct() {
+        assert_eq!(alert_id("r", "k"), alert_id("r", "k"));
+        assert_ne!(alert_id("r", "k"), alert_id("r2", "k"));
+        assert_ne!(alert_id("ab", "c"), alert_id("a", "bc"));
+        assert_eq!(alert_id("r", "k").len(), 32);
+    }
+}

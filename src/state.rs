@@ -1,0 +1,613 @@
+//! Durable state: the only room that touches SQLite.
+//!
+//! Holds, per feed, the HTTP validators and health; the keys of items already
+//! seen; and the outbox of alerts not yet confirmed by their sink. The
+//! interface is small and speaks in domain terms so another backend
+//! (PostgreSQL, for several instances sharing work) can stand behind it.
+//!
+//! Invariants:
+//! - an item is marked seen in the same transaction that queues its alerts
+//!   ([`State::commit_poll`]): a crash loses neither;
+//! - an alert leaves the outbox only when its sink confirmed it
+//!   ([`State::ack`]); `(sink, alert id)` is unique, so a replay never queues
+//!   a duplicate.
+//!
+//! Calls are synchronous and short; async callers run them on the blocking
+//! pool through [`State::call`].
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+/// Schema versions this build knows; `user_version` holds the file's.
+const MIGRATIONS: &[&str] = &[
+    // 1: feeds, seen items, outbox
+    "CREATE TABLE feeds (
+        feed_id TEXT PRIMARY KEY,
+        etag TEXT,
+        last_modified TEXT,
+        last_status INTEGER,
+        last_error TEXT,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        last_ok_at INTEGER,
+        last_attempt_at INTEGER,
+        first_poll_at INTEGER
+    );
+    CREATE TABLE seen (
+        feed_id TEXT NOT NULL,
+        item_key TEXT NOT NULL,
+        first_seen_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        PRIMARY KEY (feed_id, item_key)
+    ) WITHOUT ROWID;
+    CREATE INDEX seen_last_seen ON seen (last_seen_at);
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        sink_id TEXT NOT NULL,
+        alert_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error TEXT,
+        UNIQUE (sink_id, alert_id)
+    );
+    CREATE INDEX outbox_due ON outbox (sink_id, next_attempt_at, seq);",
+];
+
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot open state {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create state directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state {path} is not a wirewatch database ({source})")]
+    NotADatabase {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("state {path} has schema version {found}, newer than this wirewatch understands ({known}); upgrade wirewatch or point state_dir elsewhere")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("state database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("state task failed: {0}")]
+    Task(String),
+}
+
+/// HTTP validators remembered for a feed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// What a poll needs to know about a feed before fetching.
+#[derive(Debug, Clone, Default)]
+pub struct FeedMemory {
+    pub validators: Validators,
+    /// False until a poll of this feed has been committed.
+    pub polled_before: bool,
+}
+
+/// Feed health as shown by `wirewatch status`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FeedStatus {
+    pub feed: String,
+    pub last_status: Option<u16>,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    pub last_ok_at: Option<DateTime<Utc>>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub seen_items: u64,
+}
+
+impl FeedStatus {
+    pub fn never_polled(feed: &str) -> FeedStatus {
+        FeedStatus {
+            feed: feed.to_string(),
+            last_status: None,
+            consecutive_failures: 0,
+            last_error: None,
+            last_ok_at: None,
+            last_attempt_at: None,
+            seen_items: 0,
+        }
+    }
+}
+
+/// One alert waiting in the outbox for one sink.
+#[derive(Debug, Clone)]
+pub struct OutboxEntry {
+    pub seq: i64,
+    pub alert_id: String,
+    /// The alert object as JSON.
+    pub payload: String,
+    pub attempts: u32,
+}
+
+/// The result of one successful fetch + parse, written in one transaction.
+#[derive(Debug, Default)]
+pub struct PollCommit {
+    pub status: u16,
+    pub validators: Validators,
+    /// Every key in the document (refreshes `last_seen_at`).
+    pub present: Vec<String>,
+    /// Keys not seen before: marked seen now.
+    pub new: Vec<String>,
+    /// `(sink id, alert id, alert JSON)` to queue.
+    pub alerts: Vec<(String, String, String)>,
+}
+
+/// Handle to the state database; cheap to clone.
+#[derive(Clone)]
+pub struct State {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: Option<i64>) -> Option<DateTime<Utc>> {
+    v.and_then(|v| Utc.timestamp_millis_opt(v).single())
+}
+
+impl State {
+    /// Opens (creating if needed) `dir/wirewatch.db`, applying migrations.
+    pub fn open_dir(dir: &Path) -> Result<State, StateError> {
+        std::fs::create_dir_all(dir).map_err(|source| StateError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        State::open(&dir.join("wirewatch.db"))
+    }
+
+    /// Opens an existing state file read-write, or creates it.
+    pub fn open(path: &Path) -> Result<State, StateError> {
+        let open_err = |source| StateError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_err)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|source| StateError::NotADatabase {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if version > SCHEMA_VERSION {
+            return Err(StateError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        // WAL: readers never block the writer; FULL: a committed poll
+        // survives power loss, which is what "nothing is lost" means.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(State {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent
+        // (transactions roll back on drop), so a poisoned lock is usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the blocking pool.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, StateError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&State) -> Result<T, StateError> + Send + 'static,
+    {
+        let s = self.clone();
+        tokio::task::spawn_blocking(move || f(&s))
+            .await
+            .map_err(|e| StateError::Task(e.to_string()))?
+    }
+
+    pub fn feed_memory(&self, feed_id: &str) -> Result<FeedMemory, StateError> {
+        let conn = self.lock();
+        let row = conn
+            .query_row(
+                "SELECT etag, last_modified, first_poll_at FROM feeds WHERE feed_id = ?1",
+                [feed_id],
+                |r| {
+                    Ok(FeedMemory {
+                        validators: Validators {
+                            etag: r.get(0)?,
+                            last_modified: r.get(1)?,
+                        },
+                        polled_before: r.get::<_, Option<i64>>(2)?.is_some(),
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row.unwrap_or_default())
+    }
+
+    /// Which of `keys` this feed has not seen before (order kept).
+    pub fn unseen(&self, feed_id: &str, keys: &[String]) -> Result<Vec<String>, StateError> {
+        let conn = self.lock();
+        let mut stmt =
+            conn.prepare_cached("SELECT 1 FROM seen WHERE feed_id = ?1 AND item_key = ?2")?;
+        let mut out = Vec::new();
+        let mut dup = HashSet::new();
+        for k in keys {
+            if dup.insert(k.as_str()) && !stmt.exists(params![feed_id, k])? {
+                out.push(k.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records a successful poll: validators, health, seen keys and queued
+    /// alerts, all in one transaction.
+    pub fn commit_poll(
+        &self,
+        feed_id: &str,
+        c: &PollCommit,
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = ms(now);
+        tx.execute(
+            "INSERT INTO feeds (feed_id, etag, last_modified, last_status, last_error,
+                 consecutive_failures, last_ok_at, last_attempt_at, first_poll_at)
+             VALUES (?1, ?2, ?3, ?4, NULL, 0, ?5, ?5, ?5)
+             ON CONFLICT (feed_id) DO UPDATE SET
+                 etag = excluded.etag, last_modified = excluded.last_modified,
+                 last_status = excluded.last_status, last_error = NULL,
+                 consecutive_failures = 0, last_ok_at = excluded.last_ok_at,
+                 last_attempt_at = excluded.last_attempt_at,
+                 first_poll_at = COALESCE(feeds.first_poll_at, excluded.first_poll_at)",
+            params![
+                feed_id,
+                c.validators.etag,
+                c.validators.last_modified,
+                c.status,
+                now
+            ],
+        )?;
+        {
+            let mut touch = tx.prepare_cached(
+                "UPDATE seen SET last_seen_at = ?3 WHERE feed_id = ?1 AND item_key = ?2",
+            )?;
+            for k in &c.present {
+                touch.execute(params![feed_id, k, now])?;
+            }
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO seen (feed_id, item_key, first_seen_at, last_seen_at)
+                 VALUES (?1, ?2, ?3, ?3)",
+            )?;
+            for k in &c.new {
+                insert.execute(params![feed_id, k, now])?;
+            }
+            let mut queue = tx.prepare_cached(
+                "INSERT OR IGNORE INTO outbox (sink_id, alert_id, payload, created_at, next_attempt_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
+            )?;
+            for (sink, id, payload) in &c.alerts {
+                queue.execute(params![sink, id, payload, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A 304: the feed is healthy and unchanged.
+    pub fn record_not_modified(
+        &self,
+        feed_id: &str,
+        status: u16,
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO feeds (feed_id, last_status, consecutive_failures, last_ok_at, last_attempt_at)
+             VALUES (?1, ?2, 0, ?3, ?3)
+             ON CONFLICT (feed_id) DO UPDATE SET last_status = excluded.last_status,
+                 last_error = NULL, consecutive_failures = 0,
+                 last_ok_at = excluded.last_ok_at, last_attempt_at = excluded.last_attempt_at",
+            params![feed_id, status, ms(now)],
+        )?;
+        Ok(())
+    }
+
+    /// A failed poll; returns the new count of consecutive failures.
+    pub fn record_failure(
+        &self,
+        feed_id: &str,
+        status: Option<u16>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u32, StateError> {
+        let conn = self.lock();
+        let n: u32 = conn.query_row(
+            "INSERT INTO feeds (feed_id, last_status, last_error, consecutive_failures, last_attempt_at)
+             VALUES (?1, ?2, ?3, 1, ?4)
+             ON CONFLICT (feed_id) DO UPDATE SET last_status = excluded.last_status,
+                 last_error = excluded.last_error,
+                 consecutive_failures = feeds.consecutive_failures + 1,
+                 last_attempt_at = excluded.last_attempt_at
+             RETURNING consecutive_failures",
+            params![feed_id, status, error, ms(now)],
+            |r| r.get(0),
+        )?;
+        Ok(n)
+    }
+
+    /// Health of the given feeds, in the given order (unknown feeds show as
+    /// never polled).
+    pub fn feed_statuses(&self, feed_ids: &[String]) -> Result<Vec<FeedStatus>, StateError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT last_status, consecutive_failures, last_error, last_ok_at, last_attempt_at,
+                    (SELECT COUNT(*) FROM seen WHERE seen.feed_id = feeds.feed_id)
+             FROM feeds WHERE feed_id = ?1",
+        )?;
+        let mut out = Vec::new();
+        for id in feed_ids {
+            let row = stmt
+                .query_row([id], |r| {
+                    Ok(FeedStatus {
+                        feed: id.clone(),
+                        last_status: r.get(0)?,
+                        consecutive_failures: r.get(1)?,
+                        last_error: r.get(2)?,
+                        last_ok_at: from_ms(r.get(3)?),
+                        last_attempt_at: from_ms(r.get(4)?),
+                        seen_items: r.get(5)?,
+                    })
+                })
+                .optional()?;
+            out.push(row.unwrap_or_else(|| FeedStatus::never_polled(id)));
+        }
+        Ok(out)
+    }
+
+    /// Forgets seen keys not present in any poll since `cutoff`.
+    pub fn prune_seen(&self, cutoff: DateTime<Utc>) -> Result<usize, StateError> {
+        let conn = self.lock();
+        Ok(conn.execute("DELETE FROM seen WHERE last_seen_at < ?1", [ms(cutoff)])?)
+    }
+
+    /// Up to `limit` alerts for `sink_id` that are due at `now`, oldest first.
+    pub fn due(
+        &self,
+        sink_id: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StateError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, alert_id, payload, attempts FROM outbox
+             WHERE sink_id = ?1 AND next_attempt_at <= ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![sink_id, ms(now), limit as i64], |r| {
+            Ok(OutboxEntry {
+                seq: r.get(0)?,
+                alert_id: r.get(1)?,
+                payload: r.get(2)?,
+                attempts: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// When the next alert for `sink_id` becomes due, if any is queued.
+    pub fn next_due(&self, sink_id: &str) -> Result<Option<DateTime<Utc>>, StateError> {
+        let conn = self.lock();
+        let v: Option<i64> = conn.query_row(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE sink_id = ?1",
+            [sink_id],
+            |r| r.get(0),
+        )?;
+        Ok(from_ms(v))
+    }
+
+    /// The sink confirmed the alert: remove it.
+    pub fn ack(&self, seq: i64) -> Result<(), StateError> {
+        self.lock()
+            .execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+        Ok(())
+    }
+
+    /// The sink failed: keep the alert and try again at `next`.
+    pub fn retry_later(
+        &self,
+        seq: i64,
+        error: &str,
+        next: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        self.lock().execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE seq = ?1",
+            params![seq, error, ms(next)],
+        )?;
+        Ok(())
+    }
+
+    /// Alerts waiting per sink: `(sink id, count)`.
+    pub fn pending_counts(&self) -> Result<Vec<(String, u64)>, StateError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT sink_id, COUNT(*) FROM outbox GROUP BY sink_id ORDER BY sink_id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(new: &[&str], alerts: &[(&str, &str)]) -> PollCommit {
+        PollCommit {
+            status: 200,
+            validators: Validators {
+                etag: Some("\"v1\"".into()),
+                last_modified: None,
+            },
+            present: new.iter().map(|s| s.to_string()).collect(),
+            new: new.iter().map(|s| s.to_string()).collect(),
+            alerts: alerts
+                .iter()
+                .map(|(sink, id)| {
+                    (
+                        sink.to_string(),
+                        id.to_string(),
+                        format!("{{\"id\":\"{id}\"}}"),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn seen_and_outbox_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        {
+            let s = State::open_dir(dir.path()).unwrap();
+            assert!(!s.feed_memory("f").unwrap().polled_before);
+            let keys = vec!["a".to_string(), "b".to_string(), "a".to_string()];
+            assert_eq!(s.unseen("f", &keys).unwrap(), vec!["a", "b"]);
+            s.commit_poll(
+                "f",
+                &commit(&["a", "b"], &[("out", "x1"), ("out", "x1"), ("log", "x1")]),
+                now,
+            )
+            .unwrap();
+        }
+        let s = State::open_dir(dir.path()).unwrap();
+        let mem = s.feed_memory("f").unwrap();
+        assert!(mem.polled_before);
+        assert_eq!(mem.validators.etag.as_deref(), Some("\"v1\""));
+        assert!(s.unseen("f", &["a".into(), "c".into()]).unwrap() == vec!["c"]);
+        assert!(s.unseen("other", &["a".into()]).unwrap() == vec!["a"]);
+        let due = s.due("out", now, 10).unwrap();
+        assert_eq!(due.len(), 1, "duplicate alert ids are queued once per sink");
+        assert_eq!(
+            s.pending_counts().unwrap(),
+            vec![("log".into(), 1), ("out".into(), 1)]
+        );
+        s.retry_later(due[0].seq, "boom", now + chrono::Duration::seconds(60))
+            .unwrap();
+        assert!(s.due("out", now, 10).unwrap().is_empty());
+        let later = s
+            .due("out", now + chrono::Duration::seconds(61), 10)
+            .unwrap();
+        assert_eq!(later[0].attempts, 1);
+        s.ack(later[0].seq).unwrap();
+        assert_eq!(s.next_due("out").unwrap(), None);
+    }
+
+    #[test]
+    fn failures_count_and_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open_dir(dir.path()).unwrap();
+        let now = Utc::now();
+        assert_eq!(
+            s.record_failure("f", Some(500), "HTTP 500", now).unwrap(),
+            1
+        );
+        assert_eq!(s.record_failure("f", None, "timed out", now).unwrap(), 2);
+        let st = &s.feed_statuses(&["f".into()]).unwrap()[0];
+        assert_eq!(
+            (st.consecutive_failures, st.last_error.as_deref()),
+            (2, Some("timed out"))
+        );
+        assert!(
+            !s.feed_memory("f").unwrap().polled_before,
+            "a failure is not a first poll"
+        );
+        s.record_not_modified("f", 304, now).unwrap();
+        let st = &s.feed_statuses(&["f".into()]).unwrap()[0];
+        assert_eq!(
+            (
+                st.consecutive_failures,
+                st.last_status,
+                st.last_error.clone()
+            ),
+            (0, Some(304), None)
+        );
+    }
+
+    #[test]
+    fn prune_forgets_only_old_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open_dir(dir.path()).unwrap();
+        let t0 = Utc::now() - chrono::Duration::days(100);
+        s.commit_poll("f", &commit(&["old"], &[]), t0).unwrap();
+        s.commit_poll("f", &commit(&["new"], &[]), Utc::now())
+            .unwrap();
+        assert_eq!(
+            s.prune_seen(Utc::now() - chrono::Duration::days(90))
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.unseen("f", &["old".into(), "new".into()]).unwrap(),
+            vec!["old"]
+        );
+    }
+
+    #[test]
+    fn newer_schema_and_garbage_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wirewatch.db");
+        {
+            let c = Connection::open(&p).unwrap();
+            c.pragma_update(None, "user_version", 99).unwrap();
+        }
+        let e = State::open(&p).err().unwrap().to_string();
+        assert!(
+            e.contains("schema version 99") && e.contains("newer"),
+            "{e}"
+        );
+        let g = dir.path().join("garbage.db");
+        std::fs::write(&g, vec![b'x'; 4096]).unwrap();
+        let e = State::open(&g).err().unwrap().to_string();
+        assert!(
+            e.contains("not a wirewatch database") || e.contains("not a database"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! Alert delivery, de-duplication across runs, feed and sink scoping.
+
+use crate::server::{Route, TestServer};
+use crate::util::*;
+use crate::KURSK_RULES;
+
+/// Test 1: one alert for a new matching item; nothing on re-poll; exactly one
+/// more for a newly added item; nothing after a restart on the same state.
+#[test]
+fn new_item_alerts_once_and_state_survives_restart() {
+    let srv = TestServer::start();
+    let base = vec![
+        entry(
+            "a1",
+            "Kursk governor visits border villages",
+            "The governor met residents on Monday.",
+        ),
+        entry(
+            "a2",
+            "Kursk hockey club signs new coach",
+            "The club confirmed the deal.",
+        ),
+        entry("a3", "Weather stays mild", "No change expected this week."),
+    ];
+    srv.route("/wire.xml", Route::ok(RSS, rss("Wire", &base)));
+    let url = srv.url("/wire.xml");
+    let ws = Workspace::new(&Config::new(KURSK_RULES).feed("wire", &url));
+
+    ws.once_ok();
+    let a = ws.alerts();
+    assert_eq!(a.len(), 1, "first poll: {a:#?}");
+    let al = &a[0];
+    assert_eq!(s(al, &["rule", "id"]), "kursk");
+    assert_eq!(s(al, &["rule", "severity"]), "high");
+    assert_eq!(s(al, &["feed", "id"]), "wire");
+    assert_eq!(s(al, &["feed", "url"]), url);
+    assert!(al["feed"]["title"].is_string(), "feed.title: {al}");
+    assert_eq!(s(al, &["item", "key"]), "urn:wirewatch-test:a1");
+    assert_eq!(
+        s(al, &["item", "title"]),
+        "Kursk governor visits border villages"
+    );
+    assert_eq!(
+        s(al, &["item", "link"]),
+        "https://wire.example.test/story/a1"
+    );
+    assert_rfc3339(&al["item"]["published"], "item.published");
+    assert!(al["item"]["authors"].is_array(), "item.authors: {al}");
+    assert_eq!(al["matched"], serde_json::json!(["Kursk"]));
+    assert!(s(al, &["snippet", "text"]).contains("Kursk"), "{al}");
+    assert_highlights(al);
+    assert_rfc3339(&al["detected_at"], "detected_at");
+    let first_id = s(al, &["id"]).to_string();
+    assert!(!first_id.is_empty(), "alert id: {al}");
+
+    ws.once_ok();
+    assert_eq!(ws.alerts().len(), 1, "second poll must not re-alert");
+
+    let mut more = base.clone();
+    more.insert(
+        0,
+        entry(
+            "a4",
+            "Talks on North Korea sanctions resume",
+            "Envoys met in Geneva.",
+        ),
+    );
+    srv.route("/wire.xml", Route::ok(RSS, rss("Wire", &more)));
+    ws.once_ok();
+    let a = ws.alerts();
+    assert_eq!(a.len(), 2, "after adding one item: {a:#?}");
+    assert_eq!(s(&a[0], &["id"]), first_id, "earlier alert line changed");
+    assert_eq!(s(&a[1], &["item", "key"]), "urn:wirewatch-test:a4");
+    assert_eq!(a[1]["matched"], serde_json::json!(["North Korea"]));
+    assert_ne!(s(&a[1], &["id"]), first_id, "alert ids must differ");
+
+    // A restart: yet another process on the same state dir.
+    ws.once_ok();
+    assert_eq!(ws.alerts().len(), 2, "restart must not re-alert");
+    assert_eq!(srv.hits("/wire.xml"), 4, "one fetch per `once`");
+}
+
+/// Test 12: `feeds` globs limit where a rule fires.
+#[test]
+fn feed_globs_scope_rules() {
+    let srv = TestServer::start();
+    srv.route(
+        "/wire.xml",
+        Route::ok(
+            RSS,
+            rss(
+                "Wire",
+                &[entry("w1", "Kursk wire story", "Reported on the wire.")],
+            ),
+        ),
+    );
+    srv.route(
+        "/other.xml",
+        Route::ok(
+            RSS,
+            rss(
+                "Other",
+                &[entry(
+                    "o1",
+                    "Kursk other desk story",
+                    "From the other desk.",
+                )],
+            ),
+        ),
+    );
+    let rules = r#"
+[[rule]]
+id = "r_other"
+any = ["Kursk"]
+feeds = ["other*"]
+
+[[rule]]
+id = "r_wire"
+any = ["Kursk"]
+feeds = ["wi*"]
+
+[[rule]]
+id = "r_all"
+any = ["Kursk"]
+"#;
+    let ws = Workspace::new(
+        &Config::new(rules)
+            .feed("wire", &srv.url("/wire.xml"))
+            .feed("otherdesk", &srv.url("/other.xml")),
+    );
+    ws.once_ok();
+    let got: Vec<(String, String)> = triples(&ws.alerts())
+        .into_iter()
+        .map(|(r, f, _)| (r, f))
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("r_all", "otherdesk"),
+        ("r_all", "wire"),
+        ("r_other", "otherdesk"),
+        ("r_wire", "wire"),
+    ]
+    .iter()
+    .map(|(r, f)| (r.to_string(), f.to_string()))
+    .collect();
+    assert_eq!(got, want, "(rule, feed) pairs");
+}
+
+/// A rule's `sinks` list limits where its alerts go; no list = every sink.
+#[test]
+fn rule_sinks_route_alerts() {
+    let srv = TestServer::start();
+    srv.route(
+        "/wire.xml",
+        Route::ok(
+            RSS,
+            rss(
+                "Wire",
+                &[entry("s1", "Kursk market reopens", "Stalls reopened.")],
+            ),
+        ),
+    );
+    let rules = r#"
+[[rule]]
+id = "audit_only"
+any = ["Kursk"]
+sinks = ["audit"]
+
+[[rule]]
+id = "everywhere"
+any = ["market"]
+"#;
+    let ws = Workspace::new(
+        &Config::new(rules)
+            .feed("wire", &srv.url("/wire.xml"))
+            .sink("id = \"audit\"\ntype = \"jsonl\"\npath = \"audit.jsonl\""),
+    );
+    ws.once_ok();
+    let rules_in = |alerts: Vec<serde_json::Value>| {
+        let mut v: Vec<String> = alerts
+            .iter()
+            .map(|a| s(a, &["rule", "id"]).to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(rules_in(ws.alerts()), vec!["everywhere"]);
+    assert_eq!(
+        rules_in(read_alerts(&ws.path().join("audit.jsonl"))),
+        vec!["audit_only", "everywhere"]
+    );
+}

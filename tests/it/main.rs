@@ -1,0 +1,27 @@
+//! Integration tests for the `wirewatch` binary (the test target `it`).
+//!
+//! Every test runs the real binary (`CARGO_BIN_EXE_wirewatch`) against its
+//! own loopback [`server::TestServer`] and its own temp dir, with a deadline
+//! on every child process.
+
+mod server;
+mod util;
+
+mod alerts;
+mod backfill;
+mod check;
+mod daemon;
+mod feeds;
+mod http;
+mod matching;
+mod parse;
+mod status;
+
+/// The rule set most tests use.
+pub const KURSK_RULES: &str = r#"
+[[rule]]
+id = "kursk"
+any = ["Kursk", "\"North Korea\""]
+none = ["hockey"]
+severity = "high"
+"#;

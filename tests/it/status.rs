@@ -1,0 +1,82 @@
+//! Test 14: `wirewatch status --json`.
+
+use crate::server::{Route, TestServer};
+use crate::util::*;
+use crate::KURSK_RULES;
+
+const STATUS_KEYS: [&str; 6] = [
+    "consecutive_failures",
+    "feed",
+    "last_attempt_at",
+    "last_error",
+    "last_ok_at",
+    "last_status",
+];
+
+#[test]
+fn status_lists_every_feed_before_any_poll() {
+    let ws = Workspace::new(
+        &Config::new(KURSK_RULES)
+            .feed("alpha", "http://127.0.0.1:9/a.xml")
+            .feed("beta", "http://127.0.0.1:9/b.xml"),
+    );
+    let st = ws.status();
+    assert_eq!(st.keys().collect::<Vec<_>>(), vec!["alpha", "beta"]);
+    for (id, v) in &st {
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, STATUS_KEYS, "status keys of {id}");
+        assert_eq!(v["consecutive_failures"], 0, "{v}");
+        for k in ["last_status", "last_error", "last_ok_at", "last_attempt_at"] {
+            assert!(v[k].is_null(), "{k} before any poll: {v}");
+        }
+    }
+}
+
+#[test]
+fn failures_count_up_and_reset_after_success() {
+    let srv = TestServer::start();
+    srv.route("/wire.xml", Route::status(500));
+    let ws = Workspace::new(&Config::new(KURSK_RULES).feed("failing", &srv.url("/wire.xml")));
+    for run in 1..=2 {
+        let out = ws.once_ok();
+        assert!(
+            !out.stderr_lines_with("failing").is_empty(),
+            "run {run}: stderr must name the feed:\n{}",
+            out.stderr
+        );
+    }
+    let st = ws.status();
+    let f = &st["failing"];
+    assert_eq!(f["consecutive_failures"], 2, "{f}");
+    assert_eq!(f["last_status"], 500, "{f}");
+    assert!(
+        f["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.trim().is_empty()),
+        "last_error must be set: {f}"
+    );
+    assert!(f["last_ok_at"].is_null(), "never succeeded: {f}");
+    assert_rfc3339(&f["last_attempt_at"], "last_attempt_at");
+    assert_eq!(ws.alerts().len(), 0);
+
+    srv.route(
+        "/wire.xml",
+        Route::ok(
+            RSS,
+            rss("Wire", &[entry("f1", "Kursk feed is back", "Recovered.")]),
+        ),
+    );
+    ws.once_ok();
+    let st = ws.status();
+    let f = &st["failing"];
+    assert_eq!(f["consecutive_failures"], 0, "{f}");
+    assert_eq!(f["last_status"], 200, "{f}");
+    let ok_at = assert_rfc3339(&f["last_ok_at"], "last_ok_at");
+    let attempt_at = assert_rfc3339(&f["last_attempt_at"], "last_attempt_at");
+    assert!(
+        (attempt_at - ok_at).num_seconds().abs() <= 5,
+        "last_ok_at {ok_at} vs last_attempt_at {attempt_at}"
+    );
+    assert_eq!(titles(&ws.alerts()), vec!["Kursk feed is back"]);
+}
