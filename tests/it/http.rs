@@ -134,13 +134,13 @@ fn size_cap_and_gzip_bomb_fail_only_their_feed() {
         "/nolen.xml",
         Route::Fixed(Reply::ok(RSS, big).close_delimited()),
     );
-    // Valid RSS once inflated: 64 MiB of spaces inside a matching item.
+    // Valid RSS once inflated: 1 GiB of spaces inside a matching item.
     let head = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<rss version=\"2.0\"><channel>\
                 <title>Bomb</title><item><title>Kursk bomb story</title>\
                 <guid>urn:wirewatch-test:bomb1</guid><description>Kursk";
     let tail = "</description></item></channel></rss>\n";
-    let bomb = gzip_bomb(head.as_bytes(), b' ', 64 << 20, tail.as_bytes());
-    assert!(bomb.len() < 256 * 1024, "bomb is {} bytes", bomb.len());
+    let bomb = gzip_bomb(head.as_bytes(), b' ', 1024, tail.as_bytes());
+    assert!(bomb.len() < 2 << 20, "bomb is {} bytes", bomb.len());
     srv.route("/bomb.xml", Route::Fixed(Reply::gzip(RSS, bomb)));
 
     let ws = Workspace::new(
@@ -150,12 +150,30 @@ fn size_cap_and_gzip_bomb_fail_only_their_feed() {
             .feed("gzbomb", &srv.url("/bomb.xml"))
             .feed("good", &srv.url("/good.xml")),
     );
-    let out = ws.cli_within(Duration::from_secs(30), "once", &[]);
+    let cfg = ws.config_path();
+    let child = command(ws.path(), &["once", "--config", &cfg])
+        .env("WIREWATCH_LOG", "info")
+        .spawn()
+        .expect("spawn wirewatch");
+    let out = wait_with_timeout(child, Duration::from_secs(30), "wirewatch once");
     out.expect_code(0);
     assert!(
         out.elapsed < Duration::from_secs(15),
         "took {:?}",
         out.elapsed
+    );
+    // The process's peak RSS (VmHWM, logged by `once`) stays under the cap
+    // plus 64 MiB although the bomb inflates to 1 GiB.
+    let peak_kib: u64 = out
+        .stderr
+        .split("peak_rss_kib=")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no peak_rss_kib in the log:\n{}", out.stderr));
+    assert!(
+        peak_kib < 256 + 64 * 1024,
+        "peak RSS {peak_kib} KiB with a 256 KiB cap"
     );
     assert_only_good_alerted(&ws);
     for feed in ["oversize", "nolength", "gzbomb"] {

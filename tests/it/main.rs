@@ -11,6 +11,8 @@ mod alerts;
 mod backfill;
 mod check;
 mod daemon;
+mod delivery;
+mod demo;
 mod feeds;
 mod http;
 mod matching;

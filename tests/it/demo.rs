@@ -1,0 +1,42 @@
+//! `wirewatch demo`: the README's first command, run for real.
+
+use std::time::Duration;
+
+use crate::util::*;
+
+/// The demo runs the pipeline against its bundled server, prints alerts with
+/// highlighted hits (English and Russian), never fails a poll, and exits 0
+/// with a summary within its ~30 s.
+#[test]
+fn demo_shows_highlighted_alerts_and_exits() {
+    let out = run_cli_within(&std::env::temp_dir(), Duration::from_secs(120), &["demo"]);
+    out.expect_code(0);
+    let text = &out.stdout;
+    assert!(
+        out.elapsed < Duration::from_secs(60),
+        "demo took {:?}",
+        out.elapsed
+    );
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with("demo finished"))
+        .unwrap_or_else(|| panic!("no summary:\n{text}"));
+    assert!(summary.contains(" 0 failed"), "{summary}");
+    let alerts = text.lines().filter(|l| l.contains("  rule ")).count();
+    assert!(alerts >= 10, "only {alerts} alerts:\n{text}");
+    // Not a terminal: highlights are [bracketed].
+    assert!(
+        text.contains("[Kursk]") || text.contains("[KURSK]"),
+        "{text}"
+    );
+    assert!(text.contains("[Шойгу]"), "a Russian highlight:\n{text}");
+    // Hard negatives never fire.
+    for quiet in ["hockey", "Magnetic Anomaly", "seafood"] {
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.contains("  rule ") && l.contains(quiet)),
+            "{quiet} story alerted:\n{text}"
+        );
+    }
+}
