@@ -499,12 +499,14 @@ fn positive_duration(r: &mut Reporter, f: &mut Fields, key: &'static str) -> Opt
     Some(v.value)
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
+/// Why `id` is not a valid id, if it is not.
+fn id_error(what: &str, id: &str) -> Option<String> {
+    let ok = !id.is_empty()
         && id.len() <= 64
         && id
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    (!ok).then(|| format!("{what} id \"{id}\" must be 1-64 characters of a-z, 0-9, '-' or '_'"))
 }
 
 fn check_id(
@@ -513,14 +515,8 @@ fn check_id(
     what: &str,
     seen: &mut HashSet<String>,
 ) -> bool {
-    if !valid_id(&id.value) {
-        r.error(
-            id.pos,
-            format!(
-                "{what} id \"{}\" must be 1-64 characters of a-z, 0-9, '-' or '_'",
-                id.value
-            ),
-        );
+    if let Some(e) = id_error(what, &id.value) {
+        r.error(id.pos, e);
         return false;
     }
     if !seen.insert(id.value.clone()) {
@@ -528,6 +524,22 @@ fn check_id(
         return false;
     }
     true
+}
+
+/// Starts reading a `[[what]]` table: its required `id`, and messages that
+/// name the table by that id from then on.
+fn identified<'a>(
+    r: &mut Reporter,
+    source: &Source,
+    table: &'a toml_edit::Table,
+    what: &str,
+) -> (Fields<'a>, Option<Spanned<String>>) {
+    let mut f = Fields::new(source, table, format!("[[{what}]]"));
+    let id = f.required_string(r, "id");
+    if let Some(id) = &id {
+        f.set_what(format!("{what} \"{}\"", id.value));
+    }
+    (f, id)
 }
 
 const FEED_KEYS: &[&str] = &["id", "url", "title", "interval", "backfill"];
@@ -541,11 +553,7 @@ fn read_feeds(
     let mut out = Vec::new();
     let mut ids = HashSet::new();
     for t in tables {
-        let mut f = Fields::new(source, t, "[[feed]]");
-        let id = f.required_string(r, "id");
-        if let Some(id) = &id {
-            f.set_what(format!("feed \"{}\"", id.value));
-        }
+        let (mut f, id) = identified(r, source, t, "feed");
         let url = f.required_string(r, "url");
         let title = f.string(r, "title").map(|s| s.value);
         let interval = positive_duration(r, &mut f, "interval");
@@ -604,11 +612,7 @@ fn read_sinks(
     let mut out = Vec::new();
     let mut ids = HashSet::new();
     for t in tables {
-        let mut f = Fields::new(source, t, "[[sink]]");
-        let id = f.required_string(r, "id");
-        if let Some(id) = &id {
-            f.set_what(format!("sink \"{}\"", id.value));
-        }
+        let (mut f, id) = identified(r, source, t, "sink");
         let ty = f.required_string(r, "type");
         let kind = match ty.as_ref().map(|t| t.value.as_str()) {
             Some("stdout") => {
@@ -689,11 +693,7 @@ fn read_rule_file(
     top.finish(&mut r, &["rule"]);
     let mut rules = Vec::new();
     for t in tables {
-        let mut f = Fields::new(source, t, "[[rule]]");
-        let id = f.required_string(&mut r, "id");
-        if let Some(id) = &id {
-            f.set_what(format!("rule \"{}\"", id.value));
-        }
+        let (mut f, id) = identified(&mut r, source, t, "rule");
         let any = f.string_list(&mut r, "any").unwrap_or_default();
         let all = f.string_list(&mut r, "all").unwrap_or_default();
         let none = f.string_list(&mut r, "none").unwrap_or_default();
@@ -743,14 +743,8 @@ fn read_rule_file(
         f.finish(&mut r, RULE_KEYS);
 
         let Some(id) = id else { continue };
-        if !valid_id(&id.value) {
-            r.error(
-                id.pos,
-                format!(
-                    "rule id \"{}\" must be 1-64 characters of a-z, 0-9, '-' or '_'",
-                    id.value
-                ),
-            );
+        if let Some(e) = id_error("rule", &id.value) {
+            r.error(id.pos, e);
             continue;
         }
         let (line, _) = source.line_col(id.pos.0);
