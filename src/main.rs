@@ -259,13 +259,31 @@ fn print_summary(c: &Config) {
             String::new()
         }
     );
-    for f in &c.feeds {
-        println!(
-            "  feed {:<24} every {:>6}s  {}",
-            f.id,
-            f.interval.as_secs(),
-            f.url
-        );
+    // Keep it to one screen: list feeds one per line only when few.
+    if c.feeds.len() <= 10 {
+        for f in &c.feeds {
+            println!(
+                "  feed {:<24} every {:>6}s  {}",
+                f.id,
+                f.interval.as_secs(),
+                f.url
+            );
+        }
+    } else {
+        let (lo, hi) = c.feeds.iter().fold((u64::MAX, 0), |(lo, hi), f| {
+            (lo.min(f.interval.as_secs()), hi.max(f.interval.as_secs()))
+        });
+        println!("  feeds, polled every {lo}s to {hi}s:");
+        let mut line = String::from("   ");
+        for f in &c.feeds {
+            if line.len() + f.id.len() > 76 {
+                println!("{line}");
+                line = String::from("   ");
+            }
+            line.push(' ');
+            line.push_str(&f.id);
+        }
+        println!("{line}");
     }
     for s in &c.sinks {
         println!("  sink {:<24} {}", s.id, s.kind.type_name());

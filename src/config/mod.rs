@@ -879,7 +879,7 @@ path = "alerts.jsonl"
             vec![
                 "/cfg/wirewatch.toml:3:17: `poll_interval`: invalid duration \"5 minutes\": expected a number with a unit, as in \"90s\", \"5m\", \"2h\", \"1d\"",
                 "/cfg/wirewatch.toml:4:1: unknown key `frobnicate` in [daemon]; expected one of: poll_interval, max_concurrent_fetches, state_dir, rules, fetch_timeout, connect_timeout, max_feed_bytes, max_items_per_feed, max_redirects, snippet_max_chars, seen_retention, user_agent",
-                "/cfg/rules.toml:4:1: unknown key `sinkz` in rule \"a\"; expected one of: id, any, all, none, feeds, severity, sinks, enabled",
+                "/cfg/rules.toml:4:1: unknown key `sinkz` in rule \"a\"; did you mean `sinks`?",
                 "/cfg/rules.toml:6:1: rule \"b\": rule needs at least one term in `any` or `all`",
                 "/cfg/rules.toml:12:10: unknown sink \"nowhere\"; configured sinks: out",
                 "/cfg/rules.toml:10:6: duplicate rule id \"a\" (first defined at /cfg/rules.toml:2)",

@@ -364,16 +364,38 @@ impl<'a> Fields<'a> {
                 .key(key)
                 .and_then(|k| k.span())
                 .map_or_else(|| item_pos(item), |s| Pos(s.start));
-            r.error(
-                at,
-                format!(
-                    "unknown key `{key}` in {}; expected one of: {}",
-                    self.what,
-                    expected.join(", ")
-                ),
-            );
+            let hint = match closest(key, expected) {
+                Some(k) => format!("did you mean `{k}`?"),
+                None => format!("expected one of: {}", expected.join(", ")),
+            };
+            r.error(at, format!("unknown key `{key}` in {}; {hint}", self.what));
         }
     }
+}
+
+/// The expected key a typo most likely meant: at most two edits away.
+fn closest<'e>(key: &str, expected: &[&'e str]) -> Option<&'e str> {
+    expected
+        .iter()
+        .map(|e| (edit_distance(key, e), *e))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, e)| e)
+}
+
+/// Levenshtein distance over chars (keys are short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let subst = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 fn type_name(item: &Item) -> &'static str {
@@ -517,6 +539,21 @@ mod tests {
         assert_eq!(parse_size("2 MB"), Ok(2_000_000));
         assert!(parse_size("ten").is_err());
         assert!(parse_size("10XB").is_err());
+    }
+
+    #[test]
+    fn typo_hints() {
+        assert_eq!(
+            closest("severty", &["id", "severity", "sinks"]),
+            Some("severity")
+        );
+        assert_eq!(
+            closest("sinkz", &["id", "severity", "sinks"]),
+            Some("sinks")
+        );
+        assert_eq!(closest("frobnicate", &["id", "severity"]), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "ab"), 2);
     }
 
     #[test]
