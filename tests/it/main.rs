@@ -10,6 +10,7 @@ mod util;
 mod alerts;
 mod backfill;
 mod check;
+mod compression;
 mod daemon;
 mod delivery;
 mod demo;
