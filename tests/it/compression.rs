@@ -9,6 +9,8 @@ use crate::server::{gzip, Reply, Route, TestServer};
 use crate::util::*;
 use crate::KURSK_RULES;
 
+type Encoder = fn(&[u8]) -> Vec<u8>;
+
 fn brotli(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     {
@@ -24,7 +26,7 @@ fn brotli(data: &[u8]) -> Vec<u8> {
 fn gzip_brotli_and_zstd_bodies_are_decoded() {
     let srv = TestServer::start();
     let mut cfg = Config::new(KURSK_RULES);
-    let codings: [(&str, fn(&[u8]) -> Vec<u8>); 3] = [
+    let codings: [(&str, Encoder); 3] = [
         ("gzip", gzip),
         ("br", brotli),
         ("zstd", |d| zstd::encode_all(d, 3).expect("zstd")),
