@@ -1,11 +1,20 @@
 //! Parse and match throughput. Run with `cargo bench`; figures are recorded
 //! in README.md ("Performance").
+//!
+//! The rule generator mixes what real watch lists hold: single words
+//! (mostly rare names, some common news words), phrases, sloppy phrases,
+//! prefixes, AND/NOT, NEAR/ONEAR over groups, field scopes (title, content,
+//! author, category, feed), aliases, `any`/`all`/`none` shorthands, and a
+//! few regexes. Rule terms are 70% rare names, 30% words items use. Items
+//! are ~1.2 KB of English or Russian wire text: stop words, ~90 news words,
+//! place names and a 1,500-word everyday vocabulary, so some rules hit every
+//! item and a few percent of the rules are candidates for each.
 
 use std::fmt::Write as _;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use wirewatch::parse::{parse_feed, ParseOptions};
-use wirewatch::rules::{Document, RuleSet, RuleSpec};
+use wirewatch::rules::{Aliases, DocFields, Document, RuleSet, RuleSpec};
 
 const BODY: &str = "Officials in the Kursk region said on Tuesday that deminers had cleared \
     another 40 hectares of farmland near the border. Gen. Valery Petrov told reporters the \
@@ -41,46 +50,417 @@ fn bench_parse(c: &mut Criterion) {
     g.finish();
 }
 
-/// `n` rules: a few that hit the bench text, the rest distinct words that
-/// never occur.
-fn rules(n: usize) -> RuleSet {
-    let mut specs = vec![
-        RuleSpec {
-            id: "kursk".into(),
-            any: vec!["Kursk".into(), "Курск".into()],
-            ..RuleSpec::default()
-        },
-        RuleSpec {
-            id: "dprk-workers".into(),
-            all: vec!["\"North Korean\"".into(), "workers".into()],
-            none: vec!["hockey".into()],
-            ..RuleSpec::default()
-        },
-    ];
-    for i in specs.len()..n {
-        specs.push(RuleSpec {
+/// A small deterministic PRNG (xorshift), so runs compare.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
+        v[self.below(v.len())]
+    }
+}
+
+const EN: &[&str] = &[
+    "officials",
+    "region",
+    "said",
+    "border",
+    "deminers",
+    "cleared",
+    "farmland",
+    "winter",
+    "reporters",
+    "troops",
+    "drone",
+    "attack",
+    "missile",
+    "defence",
+    "ministry",
+    "governor",
+    "shelling",
+    "village",
+    "evacuation",
+    "talks",
+    "sanctions",
+    "exports",
+    "grain",
+    "pipeline",
+    "energy",
+    "prices",
+    "election",
+    "parliament",
+    "minister",
+    "president",
+    "spokesman",
+    "statement",
+    "agency",
+    "reported",
+    "killed",
+    "wounded",
+    "injured",
+    "civilians",
+    "soldiers",
+    "forces",
+    "offensive",
+    "counteroffensive",
+    "bridge",
+    "railway",
+    "airport",
+    "port",
+    "refinery",
+    "power",
+    "station",
+    "nuclear",
+    "plant",
+    "inspectors",
+    "hectares",
+    "landmines",
+    "clearing",
+    "operation",
+    "security",
+    "council",
+    "resolution",
+    "vote",
+    "embassy",
+    "delegation",
+    "visit",
+    "summit",
+    "agreement",
+    "ceasefire",
+    "negotiations",
+    "prisoners",
+    "exchange",
+    "humanitarian",
+    "aid",
+    "convoy",
+    "refugees",
+    "shelter",
+    "hospital",
+    "damage",
+    "fire",
+    "mining",
+    "workers",
+    "arriving",
+    "monitoring",
+    "reports",
+    "continue",
+    "through",
+    "weekend",
+];
+const EN_STOP: &[&str] = &[
+    "the", "of", "in", "and", "to", "a", "on", "that", "with", "for", "was", "by",
+];
+const RU: &[&str] = &[
+    "власти",
+    "области",
+    "заявил",
+    "границы",
+    "саперы",
+    "разминирование",
+    "удар",
+    "беспилотник",
+    "ракета",
+    "министерство",
+    "обороны",
+    "губернатор",
+    "обстрел",
+    "село",
+    "эвакуация",
+    "переговоры",
+    "санкции",
+    "экспорт",
+    "зерно",
+    "энергетика",
+    "цены",
+    "выборы",
+    "президент",
+    "агентство",
+    "погибли",
+    "ранены",
+    "мирные",
+    "жители",
+    "войска",
+    "наступление",
+    "мост",
+    "железная",
+    "дорога",
+    "аэропорт",
+    "станция",
+    "инспекторы",
+    "гектаров",
+    "операция",
+    "безопасности",
+    "совет",
+    "визит",
+    "соглашение",
+];
+const RU_STOP: &[&str] = &["и", "в", "на", "по", "с", "что", "не", "из"];
+const PLACES: &[&str] = &[
+    "Kursk",
+    "Belgorod",
+    "Pyongyang",
+    "Moscow",
+    "Kyiv",
+    "Kharkiv",
+    "Sumy",
+    "Zaporizhzhia",
+    "Курск",
+    "Белгород",
+    "Москва",
+    "Пхеньян",
+    "Харьков",
+];
+const SYLLABLES: &[&str] = &[
+    "var", "nok", "hin", "tel", "ros", "mar", "div", "kel", "zan", "pol", "bru", "sto", "lev",
+    "gor", "min", "dal", "vik", "ter", "san", "ush", "ova", "ich", "enk", "ars",
+];
+
+/// A rare name (most rule terms): does not occur in the items.
+fn name(rng: &mut Rng) -> String {
+    let n = 2 + rng.below(2);
+    let mut s = String::new();
+    for _ in 0..n {
+        s.push_str(rng.pick(SYLLABLES));
+    }
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or(s)
+}
+
+const CV: &[&str] = &[
+    "ba", "de", "fi", "go", "lu", "ma", "ne", "pi", "ro", "su", "ta", "ve", "zo", "ka", "li", "mo",
+    "nu", "pe", "ri", "so",
+];
+
+/// The `k`-th word of a 1,500-word everyday vocabulary (consonant-vowel
+/// syllables, so never equal to a rare name).
+fn everyday(k: usize) -> String {
+    let n = CV.len();
+    format!("{}{}{}", CV[k % n], CV[(k / n) % n], CV[(k / n / n) % n])
+}
+
+const EVERYDAY: usize = 1_500;
+
+/// A rule term: 70% rare names, 15% everyday words, 5% news words, 10%
+/// places and Russian words.
+fn term(rng: &mut Rng) -> String {
+    match rng.below(20) {
+        0..=2 => everyday(rng.below(EVERYDAY)),
+        3 => rng.pick(EN).to_string(),
+        4 => rng.pick(PLACES).to_string(),
+        5 => rng.pick(RU).to_string(),
+        _ => name(rng),
+    }
+}
+
+fn aliases() -> Aliases {
+    let mut a = Aliases::new();
+    let mut rng = Rng(7);
+    a.insert(
+        "kursk".into(),
+        vec!["Kursk".into(), "Курск".into(), "\"Kursk oblast\"".into()],
+    );
+    a.insert(
+        "demining".into(),
+        vec![
+            "demin*".into(),
+            "sapper*".into(),
+            "\"mine clearance\"".into(),
+            "сапер*".into(),
+        ],
+    );
+    for i in 0..200 {
+        let v = (0..3).map(|_| term(&mut rng)).collect();
+        a.insert(format!("a{i}"), v);
+    }
+    a
+}
+
+/// `n` mixed-operator rules.
+fn specs(n: usize) -> Vec<RuleSpec> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let (a, b, c) = (term(&mut rng), term(&mut rng), term(&mut rng));
+        let query = match i % 16 {
+            0 => a,
+            1 => format!("\"{a} {b}\""),
+            2 => format!("{}*", &a.chars().take(4 + rng.below(3)).collect::<String>()),
+            3 => format!("{a} AND {b} -{c}"),
+            4 => format!("{a} NEAR/5 ({b} OR {c})"),
+            5 => format!("title:{a} OR content:\"{b} {c}\""),
+            6 => format!("@a{} AND {b}", rng.below(200)),
+            7 => format!("{a} ONEAR/3 {b}"),
+            8 => format!("\"{a} {b}\"~2 OR ={c}"),
+            9 => format!("({a} OR {b}) AND NOT title:{c}"),
+            10 => format!("@a{} NEAR/10 @a{}", rng.below(200), rng.below(200)),
+            11 => format!("author:{a} OR category:{b} OR feed:{}", c.to_lowercase()),
+            12 if i % 400 == 12 => format!("/\\b{}\\d+\\b/i AND {b}", a.to_lowercase()),
+            12 if i % 2000 == 28 => format!("/{a}-\\d+/"),
+            13 => {
+                out.push(RuleSpec {
+                    id: format!("r{i}"),
+                    any: vec![a, format!("{b} {c}")],
+                    none: vec![term(&mut rng)],
+                    ..RuleSpec::default()
+                });
+                continue;
+            }
+            _ => format!("{a} {b} OR {c}"),
+        };
+        out.push(RuleSpec {
             id: format!("r{i}"),
-            any: vec![format!("term{i}"), format!("\"phrase {i} words\"")],
+            query: Some(query),
             ..RuleSpec::default()
         });
     }
-    RuleSet::compile(specs).unwrap_or_else(|e| panic!("bench rules do not compile: {e:?}"))
+    // Rules that hit the items.
+    for (k, q) in [
+        "@demining AND @kursk",
+        "deminers NEAR/8 border",
+        "title:drone OR \"nuclear plant\"",
+        "Курск AND (удар OR обстрел)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if k < out.len() {
+            out[k].query = Some(q.into());
+            out[k].any.clear();
+            out[k].none.clear();
+        }
+    }
+    out
+}
+
+fn rules(n: usize) -> RuleSet {
+    match RuleSet::compile(specs(n), &aliases()) {
+        Ok((set, _)) => set,
+        Err(e) => panic!("bench rules do not compile: {:?}", &e[..e.len().min(3)]),
+    }
+}
+
+/// An item of about 1.2 KB: English or Russian sentences over the shared
+/// vocabulary, with a place name or two.
+fn item(rng: &mut Rng, russian: bool) -> (String, String) {
+    let (words, stop) = if russian {
+        (RU, RU_STOP)
+    } else {
+        (EN, EN_STOP)
+    };
+    let title = format!(
+        "{} {} {}",
+        rng.pick(PLACES),
+        rng.pick(words),
+        rng.pick(words)
+    );
+    let mut body = String::new();
+    while body.len() < 1150 {
+        let n = 8 + rng.below(12);
+        let mut sentence = Vec::with_capacity(n);
+        for k in 0..n {
+            let w = match rng.below(20) {
+                0..=6 => rng.pick(stop).to_string(),
+                7..=11 => rng.pick(words).to_string(),
+                12 if k > 0 => rng.pick(PLACES).to_string(),
+                _ => everyday(rng.below(EVERYDAY)),
+            };
+            sentence.push(w);
+        }
+        let s = sentence.join(" ");
+        let mut c = s.chars();
+        if let Some(f) = c.next() {
+            body.extend(f.to_uppercase());
+            body.push_str(c.as_str());
+        }
+        body.push_str(if rng.below(4) == 0 {
+            ", said a spokesman. "
+        } else {
+            ". "
+        });
+        if rng.below(6) == 0 {
+            body.push_str("\n\n");
+        }
+    }
+    (title, body.trim().to_string())
+}
+
+fn items() -> Vec<(String, String)> {
+    let mut rng = Rng(42);
+    (0..64).map(|i| item(&mut rng, i % 3 == 2)).collect()
+}
+
+fn document(title: &str, body: &str, authors: &[String], categories: &[String]) -> Document {
+    Document::new(DocFields {
+        title,
+        summary: "",
+        content: body,
+        link: Some("https://example.invalid/world/2026/11/story"),
+        authors,
+        categories,
+        feed: "wire-world",
+    })
 }
 
 fn bench_match(c: &mut Criterion) {
+    let items = items();
+    let authors = vec!["Jane Doe".to_string()];
+    let categories = vec!["World".to_string(), "Europe".to_string()];
     let mut g = c.benchmark_group("match");
     g.throughput(Throughput::Elements(1));
     for n in [10, 1_000, 10_000] {
         let set = rules(n);
+        let mut i = 0;
         g.bench_with_input(BenchmarkId::new("item_vs_rules", n), &set, |b, set| {
             b.iter(|| {
-                let doc = Document::new("Border update: deminers at work", BODY, "");
-                set.matches("wire", &doc).len()
+                let (title, body) = &items[i % items.len()];
+                i += 1;
+                let doc = document(title, body, &authors, &categories);
+                set.matches(&doc).len()
             })
         });
     }
     g.finish();
 }
 
-criterion_group!(benches, bench_parse, bench_match);
+fn bench_compile(c: &mut Criterion) {
+    let specs = specs(10_000);
+    let aliases = aliases();
+    if let Some(before) = rss_bytes() {
+        let set = rules(10_000);
+        if let Some(after) = rss_bytes() {
+            eprintln!(
+                "compiled 10,000 rules: resident memory grew by {:.1} MB ({} rules)",
+                after.saturating_sub(before) as f64 / 1e6,
+                set.len()
+            );
+        }
+    }
+    let mut g = c.benchmark_group("compile");
+    g.sample_size(10);
+    g.bench_function("rules/10000", |b| {
+        b.iter(|| RuleSet::compile(specs.clone(), &aliases).map(|(s, _)| s.len()))
+    });
+    g.finish();
+}
+
+/// Resident set size, where /proc is available.
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+criterion_group!(benches, bench_parse, bench_match, bench_compile);
 criterion_main!(benches);

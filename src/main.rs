@@ -130,7 +130,13 @@ fn main() -> ExitCode {
 fn load_config(arg: &ConfigArg) -> Result<Option<Config>, anyhow::Error> {
     let path = config::locate(arg.config.as_deref()).map_err(anyhow::Error::msg)?;
     match config::load(&path) {
-        Ok(c) => Ok(Some(c)),
+        Ok(c) => {
+            // Rules that load but look wrong: said on every start, never fatal.
+            for w in &c.warnings {
+                eprintln!("{w}");
+            }
+            Ok(Some(c))
+        }
         Err(errs) => {
             for d in &errs.0 {
                 eprintln!("{d}");
@@ -360,12 +366,19 @@ async fn run_match(
                 continue;
             }
             matched_items += 1;
-            for (_, alert) in alerts {
+            let doc = pipeline::document(item, &feed.id);
+            for (m, alert) in alerts {
                 if json {
                     serde_json::to_writer(&mut out, &alert)?;
                     out.write_all(b"\n")?;
                 } else {
-                    out.write_all(sink::render_alert(&alert, false).as_bytes())?;
+                    let text = sink::render_alert(&alert, false);
+                    writeln!(out, "{}", text.trim_end())?;
+                    writeln!(out, "    why:")?;
+                    for line in pipeline::explain(&doc, &m, item, &feed.id) {
+                        writeln!(out, "      {line}")?;
+                    }
+                    writeln!(out)?;
                 }
             }
         }

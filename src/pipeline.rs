@@ -16,7 +16,7 @@ use crate::config::{Backfill, Config, FeedConfig};
 use crate::fetch::{FetchError, FetchOutcome, Fetcher};
 use crate::model::{Alert, AlertFeed, AlertItem, AlertRule, Item, ParsedFeed, Snippet};
 use crate::parse::{parse_feed, ParseOptions};
-use crate::rules::Document;
+use crate::rules::{DocFields, Document, Field, RuleMatch};
 use crate::snippet::{make_snippet, SnippetHit};
 use crate::state::{PollCommit, State, StateError};
 
@@ -119,18 +119,21 @@ pub fn alerts_for_item(
     feed: &AlertFeed,
     item: &Item,
     now: DateTime<Utc>,
-) -> Vec<(usize, Alert)> {
-    let doc = Document::new(&item.title, &item.summary, &item.content);
+) -> Vec<(RuleMatch, Alert)> {
+    let doc = document(item, &feed.id);
     config
         .rules
-        .matches(&feed.id, &doc)
+        .matches(&doc)
         .into_iter()
         .filter_map(|m| {
             let meta = config.rule_meta.get(m.rule)?;
             let mut keys: HashMap<&str, usize> = HashMap::new();
+            // Hits in link/author/category/feed count toward the match but
+            // have no place in the text.
             let hits: Vec<SnippetHit> = m
                 .hits
                 .iter()
+                .filter(|h| h.in_text())
                 .map(|h| {
                     let n = keys.len();
                     SnippetHit {
@@ -159,9 +162,60 @@ pub fn alerts_for_item(
                 snippet,
                 detected_at: now,
             };
-            Some((m.rule, alert))
+            Some((m, alert))
         })
         .collect()
+}
+
+/// Why a rule matched, for people debugging rules: each contributing hit
+/// as `term -> "surface" (field chars start..end)`.
+pub fn explain(doc: &Document, m: &RuleMatch, item: &Item, feed_id: &str) -> Vec<String> {
+    let text: Vec<char> = doc.text.chars().collect();
+    m.hits
+        .iter()
+        .map(|h| {
+            let surface: String = if h.in_text() {
+                text.get(h.start..h.end.min(text.len()))
+                    .unwrap_or(&[])
+                    .iter()
+                    .collect()
+            } else {
+                let value = match h.field {
+                    Field::Link => item.link.clone().unwrap_or_default(),
+                    Field::Author => item.authors.join(", "),
+                    Field::Category => item.categories.join(", "),
+                    Field::Feed => feed_id.to_string(),
+                    _ => String::new(),
+                };
+                value
+                    .chars()
+                    .skip(h.start)
+                    .take(h.end.saturating_sub(h.start))
+                    .collect()
+            };
+            format!(
+                "{} -> \"{}\" ({} chars {}..{})",
+                h.term,
+                surface,
+                h.field.name(),
+                h.start,
+                h.end
+            )
+        })
+        .collect()
+}
+
+/// What the rules see of an item.
+pub fn document(item: &Item, feed_id: &str) -> Document {
+    Document::new(DocFields {
+        title: &item.title,
+        summary: &item.summary,
+        content: &item.content,
+        link: item.link.as_deref(),
+        authors: &item.authors,
+        categories: &item.categories,
+        feed: feed_id,
+    })
 }
 
 /// The snippet comes from the body when the body has a hit: the title is
@@ -294,7 +348,8 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
             tracing::debug!(feed = %feed.id, item = %item.key, "old item marked seen without alert");
             continue;
         }
-        for (rule, alert) in alerts_for_item(&ctx.config, &afeed, item, now) {
+        for (m, alert) in alerts_for_item(&ctx.config, &afeed, item, now) {
+            let rule = m.rule;
             let payload =
                 serde_json::to_string(&alert).map_err(|e| PollError::Parse(e.to_string()))?;
             alerts += 1;
@@ -383,11 +438,16 @@ mod tests {
 
     #[test]
     fn snippet_prefers_a_body_sentence_over_the_title() {
-        let doc = Document::new(
-            "Deminers reach Kursk villages",
-            "Officials met on Monday. Sappers said deminers cleared roads near Kursk overnight.",
-            "",
-        );
+        let doc = Document::new(DocFields {
+            title: "Deminers reach Kursk villages",
+            summary:
+                "Officials met on Monday. Sappers said deminers cleared roads near Kursk overnight.",
+            content: "",
+            link: None,
+            authors: &[],
+            categories: &[],
+            feed: "wire",
+        });
         let hit = |word: &str, key| {
             let start = doc
                 .text

@@ -30,6 +30,10 @@ pub struct Token {
 /// diacritic blocks, after NFD) except on Cyrillic letters, so `й` stays `й`
 /// while `Café` becomes `cafe`. The result is NFC.
 pub fn fold(word: &str) -> String {
+    if word.is_ascii() {
+        // Fast path: ASCII has no accents or special mappings.
+        return word.to_ascii_lowercase();
+    }
     let lower: String = word
         .chars()
         .flat_map(char::to_lowercase)
@@ -55,6 +59,55 @@ pub fn fold(word: &str) -> String {
         }
     }
     out.nfc().collect()
+}
+
+/// The stemmer a folded word goes through: chosen by the script of its
+/// first letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    /// Snowball English.
+    Latin,
+    /// Snowball Russian.
+    Cyrillic,
+    /// Digits only, or another script: not stemmed.
+    Other,
+}
+
+/// The script of the first letter of `word`.
+pub fn script(word: &str) -> Script {
+    match word.chars().find(|c| c.is_alphabetic()) {
+        Some(c) if is_cyrillic(c) => Script::Cyrillic,
+        Some(c) if is_latin(c) => Script::Latin,
+        _ => Script::Other,
+    }
+}
+
+/// Stems an already [`fold`]ed word by its script: Snowball English for
+/// Latin, Snowball Russian for Cyrillic, unchanged otherwise. Matching
+/// compares the stems of query words and document tokens, so both go
+/// through this one function: `deminers` and `demining` both give `demin`,
+/// `курской` and `Курск` both give `курск`, and `Kursk’s` gives `kursk`.
+pub fn stem(folded: &str) -> String {
+    use rust_stemmers::{Algorithm, Stemmer};
+    use std::sync::OnceLock;
+    static EN: OnceLock<Stemmer> = OnceLock::new();
+    static RU: OnceLock<Stemmer> = OnceLock::new();
+    let stemmer = match script(folded) {
+        Script::Latin => EN.get_or_init(|| Stemmer::create(Algorithm::English)),
+        Script::Cyrillic => RU.get_or_init(|| Stemmer::create(Algorithm::Russian)),
+        Script::Other => return folded.to_string(),
+    };
+    let stemmed = stemmer.stem(folded);
+    if stemmed.is_empty() {
+        folded.to_string()
+    } else {
+        stemmed.into_owned()
+    }
+}
+
+/// [`fold`] then [`stem`].
+pub fn fold_stem(word: &str) -> String {
+    stem(&fold(word))
 }
 
 /// Splits `text` into UAX #29 words that contain a letter or digit, folded,
@@ -121,7 +174,20 @@ fn is_accent(c: char) -> bool {
         | '\u{FE20}'..='\u{FE2F}')
 }
 
-fn is_cyrillic(c: char) -> bool {
+fn is_latin(c: char) -> bool {
+    c.is_ascii_alphabetic()
+        || matches!(c,
+            '\u{00C0}'..='\u{024F}'
+            | '\u{1E00}'..='\u{1EFF}'
+            | '\u{2C60}'..='\u{2C7F}'
+            | '\u{A720}'..='\u{A7FF}'
+            | '\u{FF21}'..='\u{FF3A}'
+            | '\u{FF41}'..='\u{FF5A}')
+            && c != '\u{00D7}'
+            && c != '\u{00F7}'
+}
+
+pub(crate) fn is_cyrillic(c: char) -> bool {
     matches!(c,
         '\u{0400}'..='\u{052F}'
         | '\u{1C80}'..='\u{1C8F}'
@@ -168,6 +234,29 @@ mod tests {
         assert_ne!(fold("й"), fold("и"));
         // Decomposed й recomposes.
         assert_eq!(fold("и\u{306}"), "й");
+    }
+
+    #[test]
+    fn stems_by_script() {
+        assert_eq!(fold_stem("Deminers"), "demin");
+        assert_eq!(fold_stem("demining"), "demin");
+        assert_eq!(fold_stem("mining"), "mine");
+        assert_eq!(fold_stem("Kursk’s"), "kursk");
+        assert_eq!(fold_stem("Курской"), "курск");
+        assert_eq!(fold_stem("курске"), "курск");
+        assert_eq!(fold_stem("Королёв"), fold_stem("королев"));
+        assert_eq!(fold_stem("北朝鲜"), "北朝鲜");
+        assert_eq!(fold_stem("2024"), "2024");
+        assert_eq!(script("2024th"), Script::Latin);
+        assert_eq!(script("Ёж"), Script::Cyrillic);
+        assert_eq!(script("×"), Script::Other);
+    }
+
+    #[test]
+    fn ascii_fast_path_agrees() {
+        for w in ["Kursk's", "U.S", "ABC123", "it's"] {
+            assert_eq!(fold(w), w.to_lowercase());
+        }
     }
 
     #[test]

@@ -162,6 +162,9 @@ pub struct Config {
     /// Rules that are written but `enabled = false` (validated all the same).
     pub disabled_rules: usize,
     pub rule_files: Vec<PathBuf>,
+    /// Rules that load but look wrong (can never match, match almost
+    /// everything); `check` prints them, the daemon logs them.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Config {
@@ -340,30 +343,14 @@ pub fn load_from(
 
     let mut diags = r.diags;
     let sink_ids: HashSet<&str> = sinks.iter().map(|s| s.id.as_str()).collect();
-    let mut specs = Vec::new();
-    let mut metas = Vec::new();
-    let mut disabled = 0;
-    let mut seen_rule_ids: HashMap<String, (PathBuf, usize)> = HashMap::new();
+    let mut book = RuleBook::default();
     let mut rule_files = Vec::new();
     for p in &rule_paths {
         let path = reader::resolve(&dir, &p.value);
         rule_files.push(path.clone());
-        let rsrc = match read_rules(&path, (&source, p.pos)) {
-            Ok(s) => s,
-            Err(d) => {
-                diags.push(d);
-                continue;
-            }
-        };
-        let parsed = read_rule_file(&rsrc, &sink_ids, &mut seen_rule_ids);
-        diags.extend(parsed.diags);
-        for (spec, meta, enabled) in parsed.rules {
-            if enabled {
-                specs.push(spec);
-                metas.push(meta);
-            } else {
-                disabled += 1;
-            }
+        match read_rules(&path, (&source, p.pos)) {
+            Ok(rsrc) => book.read_file(rsrc, &sink_ids),
+            Err(d) => diags.push(d),
         }
     }
     if rule_paths.is_empty() {
@@ -374,26 +361,31 @@ pub fn load_from(
             "no rule files: set rules = [\"rules.toml\"] in [daemon]",
         ));
     }
-
-    if !diags.is_empty() {
-        return Err(ConfigErrors(diags));
+    diags.append(&mut book.diags);
+    if diags.is_empty() && book.rules.is_empty() {
+        if let Some(src) = book.sources.first() {
+            diags.push(diag_at(
+                src,
+                Pos(0),
+                "no rules: add at least one [[rule]] with an id and a query (or any/all terms)",
+            ));
+        }
     }
-    let rules = RuleSet::compile(specs).map_err(|errs| {
-        // Rule files already compiled each rule on its own, so this only
-        // happens if compilation depends on the whole set; report it plainly.
-        ConfigErrors(
-            errs.into_iter()
-                .map(|e| Diagnostic {
-                    file: metas
-                        .get(e.rule)
-                        .map_or_else(|| source.path.clone(), |m: &RuleMeta| m.file.clone()),
-                    line: 1,
-                    col: 1,
-                    message: e.message,
-                })
-                .collect(),
-        )
-    })?;
+    // The rules that were read are compiled even when other parts of the
+    // config are wrong, so one `check` shows every problem.
+    let order: Vec<PathBuf> = std::iter::once(source.path.clone())
+        .chain(book.sources.iter().map(|s| s.path.clone()))
+        .collect();
+    let compiled = book.compile();
+    let compiled = match compiled {
+        Ok(c) if diags.is_empty() => c,
+        Ok(_) => return Err(sorted(diags, &order)),
+        Err(mut errs) => {
+            diags.append(&mut errs.0);
+            return Err(sorted(diags, &order));
+        }
+    };
+    let (rules, metas, warnings, disabled) = compiled;
     Ok(Config {
         path: source.path.clone(),
         daemon,
@@ -403,7 +395,21 @@ pub fn load_from(
         rule_meta: metas,
         disabled_rules: disabled,
         rule_files,
+        warnings,
     })
+}
+
+/// Diagnostics in file order (main file, then rule files as listed), then
+/// by position.
+fn sorted(mut diags: Vec<Diagnostic>, order: &[PathBuf]) -> ConfigErrors {
+    let rank = |d: &Diagnostic| {
+        order
+            .iter()
+            .position(|p| p == &d.file)
+            .unwrap_or(order.len())
+    };
+    diags.sort_by_key(|d| (rank(d), d.line, d.col));
+    ConfigErrors(diags)
 }
 
 fn diag_at(source: &Source, at: Pos, message: &str) -> Diagnostic {
@@ -662,43 +668,114 @@ fn read_sinks(
     out
 }
 
-struct RuleFile {
-    rules: Vec<(RuleSpec, RuleMeta, bool)>,
+const RULE_KEYS: &[&str] = &[
+    "id", "query", "any", "all", "none", "feeds", "severity", "sinks", "enabled",
+];
+
+/// Where each part of a rule was written, to place engine errors.
+struct RuleSpans {
+    source: usize,
+    header: Pos,
+    query: Option<Pos>,
+    any: Vec<Pos>,
+    all: Vec<Pos>,
+    none: Vec<Pos>,
+    feeds: Vec<Pos>,
+}
+
+struct AliasSpans {
+    source: usize,
+    key: Pos,
+    elements: Vec<Pos>,
+}
+
+/// Every rule and alias of every rule file, read but not yet compiled.
+#[derive(Default)]
+struct RuleBook {
+    sources: Vec<Source>,
+    rules: Vec<(RuleSpec, RuleMeta, bool, RuleSpans)>,
+    aliases: crate::rules::Aliases,
+    alias_spans: HashMap<String, AliasSpans>,
+    ids: HashMap<String, (PathBuf, usize)>,
     diags: Vec<Diagnostic>,
 }
 
-const RULE_KEYS: &[&str] = &[
-    "id", "any", "all", "none", "feeds", "severity", "sinks", "enabled",
-];
-
-/// Parses one rule file. Each rule is compiled on its own here so that its
-/// term errors point at the offending list element.
-fn read_rule_file(
-    source: &Source,
-    sink_ids: &HashSet<&str>,
-    seen_ids: &mut HashMap<String, (PathBuf, usize)>,
-) -> RuleFile {
-    let doc = match reader::parse(source) {
-        Ok(d) => d,
-        Err(d) => {
-            return RuleFile {
-                rules: Vec::new(),
-                diags: vec![d],
+impl RuleBook {
+    /// Reads one rule file: `[aliases]` and `[[rule]]` tables. Problems of
+    /// shape (unknown keys, wrong types, unknown sinks, duplicate ids) are
+    /// reported here; the language itself is checked by [`RuleBook::compile`].
+    fn read_file(&mut self, source: Source, sink_ids: &HashSet<&str>) {
+        let si = self.sources.len();
+        let doc = match reader::parse(&source) {
+            Ok(d) => d,
+            Err(d) => {
+                self.diags.push(d);
+                self.sources.push(source);
+                return;
+            }
+        };
+        let mut r = Reporter::new(&source);
+        let mut top = Fields::new(&source, doc.as_table(), "a rules file");
+        let tables = top.tables(&mut r, "rule");
+        let aliases = top.table(&mut r, "aliases");
+        top.finish(&mut r, &["aliases", "rule"]);
+        if let Some(t) = aliases {
+            for (name, item) in t.iter() {
+                let key = t
+                    .key(name)
+                    .and_then(|k| k.span())
+                    .map_or_else(|| reader::item_pos(item), |s| Pos(s.start));
+                let mut f = Fields::new(&source, t, "[aliases]");
+                let Some(list) = f.string_list(&mut r, name) else {
+                    continue;
+                };
+                if let Some(prev) = self.alias_spans.get(name) {
+                    let (line, _) = self.sources[prev.source].line_col(prev.key.0);
+                    r.error(
+                        key,
+                        format!(
+                            "duplicate alias \"{name}\" (first defined at {}:{line})",
+                            self.sources[prev.source].path.display()
+                        ),
+                    );
+                    continue;
+                }
+                self.alias_spans.insert(
+                    name.to_string(),
+                    AliasSpans {
+                        source: si,
+                        key,
+                        elements: list.iter().map(|e| e.pos).collect(),
+                    },
+                );
+                self.aliases.insert(
+                    name.to_string(),
+                    list.into_iter().map(|e| e.value).collect(),
+                );
             }
         }
-    };
-    let mut r = Reporter::new(source);
-    let mut top = Fields::new(source, doc.as_table(), "a rules file");
-    let tables = top.tables(&mut r, "rule");
-    top.finish(&mut r, &["rule"]);
-    let mut rules = Vec::new();
-    for t in tables {
-        let (mut f, id) = identified(&mut r, source, t, "rule");
-        let any = f.string_list(&mut r, "any").unwrap_or_default();
-        let all = f.string_list(&mut r, "all").unwrap_or_default();
-        let none = f.string_list(&mut r, "none").unwrap_or_default();
-        let feeds = f.string_list(&mut r, "feeds").unwrap_or_default();
-        let severity = match f.string(&mut r, "severity") {
+        for t in tables {
+            self.read_rule(&mut r, &source, si, t, sink_ids);
+        }
+        self.diags.append(&mut r.diags);
+        self.sources.push(source);
+    }
+
+    fn read_rule(
+        &mut self,
+        r: &mut Reporter,
+        source: &Source,
+        si: usize,
+        t: &toml_edit::Table,
+        sink_ids: &HashSet<&str>,
+    ) {
+        let (mut f, id) = identified(r, source, t, "rule");
+        let query = f.string(r, "query");
+        let any = f.string_list(r, "any").unwrap_or_default();
+        let all = f.string_list(r, "all").unwrap_or_default();
+        let none = f.string_list(r, "none").unwrap_or_default();
+        let feeds = f.string_list(r, "feeds").unwrap_or_default();
+        let severity = match f.string(r, "severity") {
             None => Severity::Normal,
             Some(s) => Severity::parse(&s.value).unwrap_or_else(|| {
                 r.error(
@@ -711,7 +788,7 @@ fn read_rule_file(
                 Severity::Normal
             }),
         };
-        let sinks = f.string_list(&mut r, "sinks");
+        let sinks = f.string_list(r, "sinks");
         if let Some(list) = &sinks {
             if list.is_empty() {
                 r.error(
@@ -738,17 +815,17 @@ fn read_rule_file(
                 }
             }
         }
-        let enabled = f.bool(&mut r, "enabled").unwrap_or(true);
+        let enabled = f.bool(r, "enabled").unwrap_or(true);
         let header = f.header();
-        f.finish(&mut r, RULE_KEYS);
+        f.finish(r, RULE_KEYS);
 
-        let Some(id) = id else { continue };
+        let Some(id) = id else { return };
         if let Some(e) = id_error("rule", &id.value) {
             r.error(id.pos, e);
-            continue;
+            return;
         }
         let (line, _) = source.line_col(id.pos.0);
-        if let Some((file, first_line)) = seen_ids.get(&id.value) {
+        if let Some((file, first_line)) = self.ids.get(&id.value) {
             r.error(
                 id.pos,
                 format!(
@@ -758,54 +835,139 @@ fn read_rule_file(
                     first_line
                 ),
             );
-            continue;
+            return;
         }
-        seen_ids.insert(id.value.clone(), (source.path.clone(), line));
-
+        self.ids
+            .insert(id.value.clone(), (source.path.clone(), line));
+        let values = |l: &[Spanned<String>]| l.iter().map(|s| s.value.clone()).collect();
+        let positions = |l: &[Spanned<String>]| l.iter().map(|s| s.pos).collect();
         let spec = RuleSpec {
             id: id.value.clone(),
-            any: any.iter().map(|s| s.value.clone()).collect(),
-            all: all.iter().map(|s| s.value.clone()).collect(),
-            none: none.iter().map(|s| s.value.clone()).collect(),
-            feeds: feeds.iter().map(|s| s.value.clone()).collect(),
+            query: query.as_ref().map(|q| q.value.clone()),
+            any: values(&any),
+            all: values(&all),
+            none: values(&none),
+            feeds: values(&feeds),
         };
-        if let Err(errs) = RuleSet::compile(vec![spec.clone()]) {
-            for e in errs {
-                let list = match e.list {
-                    "any" => Some(&any),
-                    "all" => Some(&all),
-                    "none" => Some(&none),
-                    "feeds" => Some(&feeds),
+        let spans = RuleSpans {
+            source: si,
+            header,
+            query: query.map(|q| q.pos),
+            any: positions(&any),
+            all: positions(&all),
+            none: positions(&none),
+            feeds: positions(&feeds),
+        };
+        let meta = RuleMeta {
+            id: id.value,
+            severity,
+            sinks: sinks.map(|l| l.into_iter().map(|s| s.value).collect()),
+            file: source.path.clone(),
+        };
+        self.rules.push((spec, meta, enabled, spans));
+    }
+
+    /// Places an engine error or warning in its file.
+    fn locate(&self, at: &crate::rules::RuleLocation, message: &str, prefix: &str) -> Diagnostic {
+        let (si, base, label) = match (at.rule, &at.alias) {
+            (Some(i), _) if i < self.rules.len() => {
+                let (spec, _, _, sp) = &self.rules[i];
+                let list = match at.list {
+                    "any" => Some(&sp.any),
+                    "all" => Some(&sp.all),
+                    "none" => Some(&sp.none),
+                    "feeds" => Some(&sp.feeds),
                     _ => None,
                 };
-                let at = e
-                    .index
-                    .and_then(|i| list.and_then(|l| l.get(i)))
-                    .map_or(header, |s| s.pos);
-                r.error(at, format!("rule \"{}\": {}", id.value, e.message));
+                let elem = at.index.and_then(|i| list.and_then(|l| l.get(i))).copied();
+                let base = match (at.list, elem) {
+                    ("query", _) => sp.query,
+                    (_, Some(p)) => Some(p),
+                    _ => None,
+                };
+                (
+                    sp.source,
+                    base.ok_or(sp.header),
+                    format!("rule \"{}\"", spec.id),
+                )
             }
-            continue;
-        }
-        rules.push((
-            spec,
-            RuleMeta {
-                id: id.value,
-                severity,
-                sinks: sinks.map(|l| l.into_iter().map(|s| s.value).collect()),
-                file: source.path.clone(),
+            (_, Some(name)) => match self.alias_spans.get(name) {
+                Some(a) => {
+                    let elem = at.index.and_then(|i| a.elements.get(i)).copied();
+                    (a.source, elem.ok_or(a.key), format!("alias \"{name}\""))
+                }
+                None => (0, Err(Pos(0)), format!("alias \"{name}\"")),
             },
-            enabled,
-        ));
+            _ => (0, Err(Pos(0)), "rules".to_string()),
+        };
+        let Some(src) = self.sources.get(si) else {
+            return Diagnostic {
+                file: PathBuf::new(),
+                line: 1,
+                col: 1,
+                message: format!("{prefix}{label}: {message}"),
+            };
+        };
+        let at_byte = match base {
+            // Inside a string value: follow the TOML quoting to the byte.
+            Ok(p) => {
+                let raw = src.text.get(p.0..).unwrap_or("");
+                p.0 + at
+                    .offset
+                    .map_or(0, |o| reader::string_offset_in_source(raw, o))
+            }
+            Err(header) => header.0,
+        };
+        let (line, col) = src.line_col(at_byte);
+        Diagnostic {
+            file: src.path.clone(),
+            line,
+            col,
+            message: format!("{prefix}{label}: {message}"),
+        }
     }
-    if rules.is_empty() && r.diags.is_empty() && seen_ids.is_empty() {
-        r.error(
-            Pos(0),
-            "no rules: add at least one [[rule]] with an id and `any` or `all` terms",
-        );
-    }
-    RuleFile {
-        rules,
-        diags: r.diags,
+
+    /// Compiles every rule (disabled ones too, so their errors show) and
+    /// returns the enabled set.
+    #[allow(clippy::type_complexity)]
+    fn compile(self) -> Result<(RuleSet, Vec<RuleMeta>, Vec<Diagnostic>, usize), ConfigErrors> {
+        let all: Vec<RuleSpec> = self.rules.iter().map(|(s, ..)| s.clone()).collect();
+        let (full, warnings) = RuleSet::compile(all, &self.aliases).map_err(|errs| {
+            ConfigErrors(
+                errs.iter()
+                    .map(|e| self.locate(&e.at, &e.message, ""))
+                    .collect(),
+            )
+        })?;
+        let warnings: Vec<Diagnostic> = warnings
+            .iter()
+            .map(|w| self.locate(&w.at, &w.message, "warning: "))
+            .collect();
+        let disabled = self.rules.iter().filter(|(_, _, on, _)| !on).count();
+        let (set, metas) = if disabled == 0 {
+            (full, self.rules.into_iter().map(|(_, m, ..)| m).collect())
+        } else {
+            let (specs, metas): (Vec<RuleSpec>, Vec<RuleMeta>) = self
+                .rules
+                .into_iter()
+                .filter(|(_, _, on, _)| *on)
+                .map(|(s, m, ..)| (s, m))
+                .unzip();
+            let (set, _) = RuleSet::compile(specs, &self.aliases).map_err(|errs| {
+                ConfigErrors(
+                    errs.into_iter()
+                        .map(|e| Diagnostic {
+                            file: PathBuf::new(),
+                            line: 1,
+                            col: 1,
+                            message: e.message,
+                        })
+                        .collect(),
+                )
+            })?;
+            (set, metas)
+        };
+        Ok((set, metas, warnings, disabled))
     }
 }
 
@@ -880,9 +1042,9 @@ path = "alerts.jsonl"
                 "/cfg/wirewatch.toml:3:17: `poll_interval`: invalid duration \"5 minutes\": expected a number with a unit, as in \"90s\", \"5m\", \"2h\", \"1d\"",
                 "/cfg/wirewatch.toml:4:1: unknown key `frobnicate` in [daemon]; expected one of: poll_interval, max_concurrent_fetches, state_dir, rules, fetch_timeout, connect_timeout, max_feed_bytes, max_items_per_feed, max_redirects, snippet_max_chars, seen_retention, user_agent",
                 "/cfg/rules.toml:4:1: unknown key `sinkz` in rule \"a\"; did you mean `sinks`?",
-                "/cfg/rules.toml:6:1: rule \"b\": rule needs at least one term in `any` or `all`",
-                "/cfg/rules.toml:12:10: unknown sink \"nowhere\"; configured sinks: out",
+                "/cfg/rules.toml:6:1: rule \"b\": rule needs a `query` or at least one term in `any` or `all`",
                 "/cfg/rules.toml:10:6: duplicate rule id \"a\" (first defined at /cfg/rules.toml:2)",
+                "/cfg/rules.toml:12:10: unknown sink \"nowhere\"; configured sinks: out",
             ]
         );
     }
@@ -898,9 +1060,9 @@ path = "alerts.jsonl"
         let errs = load_str(&main, "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\n").unwrap_err();
         let got: Vec<String> = errs.0.iter().map(|d| d.to_string()).collect();
         assert_eq!(got.len(), 3, "{got:#?}");
-        assert!(got[0].starts_with("/cfg/wirewatch.toml:10:12: `interval` must be longer than 0s"));
-        assert!(got[1].starts_with("/cfg/wirewatch.toml:11:12: `backfill`"));
-        assert!(got[2].starts_with("/cfg/wirewatch.toml:9:7: feed url \"ftp://x\""));
+        assert!(got[0].starts_with("/cfg/wirewatch.toml:9:7: feed url \"ftp://x\""));
+        assert!(got[1].starts_with("/cfg/wirewatch.toml:10:12: `interval` must be longer than 0s"));
+        assert!(got[2].starts_with("/cfg/wirewatch.toml:11:12: `backfill`"));
     }
 
     #[test]

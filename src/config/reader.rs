@@ -419,6 +419,66 @@ fn value_type_name(v: &Value) -> &'static str {
     }
 }
 
+/// Maps a byte offset inside a decoded TOML string to a byte offset in
+/// the source, given the source text starting at the string's opening
+/// quote. Handles literal and basic strings, single- and multi-line, and
+/// escapes, so a query error points at the right column whatever the quoting.
+pub fn string_offset_in_source(raw: &str, decoded_offset: usize) -> usize {
+    let (delim, basic) = if raw.starts_with("\"\"\"") {
+        (3, true)
+    } else if raw.starts_with("'''") {
+        (3, false)
+    } else if raw.starts_with('"') {
+        (1, true)
+    } else if raw.starts_with('\'') {
+        (1, false)
+    } else {
+        return decoded_offset.min(raw.len());
+    };
+    let mut i = delim;
+    // A newline right after a multi-line opening delimiter is trimmed.
+    if delim == 3 {
+        if raw[i..].starts_with("\r\n") {
+            i += 2;
+        } else if raw[i..].starts_with('\n') {
+            i += 1;
+        }
+    }
+    if !basic {
+        return (i + decoded_offset).min(raw.len());
+    }
+    let mut decoded = 0;
+    let bytes = raw.as_bytes();
+    while i < raw.len() && decoded < decoded_offset {
+        if bytes[i] == b'\\' && i + 1 < raw.len() {
+            let esc = bytes[i + 1];
+            let (raw_len, out_len) = match esc {
+                b'u' | b'U' => {
+                    let n = if esc == b'u' { 4 } else { 8 };
+                    let hex = raw.get(i + 2..i + 2 + n).unwrap_or("");
+                    let c = u32::from_str_radix(hex, 16).ok().and_then(char::from_u32);
+                    (2 + n, c.map_or(1, char::len_utf8))
+                }
+                b'x' => (4, 1),
+                b'\n' | b'\r' | b' ' | b'\t' => {
+                    // Line-ending backslash: skips all following whitespace.
+                    let rest = &raw[i + 1..];
+                    let skipped = rest.len() - rest.trim_start().len();
+                    (1 + skipped, 0)
+                }
+                _ => (2, 1),
+            };
+            i += raw_len;
+            decoded += out_len;
+        } else {
+            let len = raw[i..].chars().next().map_or(1, char::len_utf8);
+            i += len;
+            decoded += len;
+        }
+    }
+    i.min(raw.len())
+}
+
 /// "90s", "5m", "2h", "1d", "1h30m"; a bare "0" is zero.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
@@ -539,6 +599,24 @@ mod tests {
         assert_eq!(parse_size("2 MB"), Ok(2_000_000));
         assert!(parse_size("ten").is_err());
         assert!(parse_size("10XB").is_err());
+    }
+
+    #[test]
+    fn string_offsets_follow_quoting_and_escapes() {
+        // 'Kursk NEAR/x' : offset 6 (the N) is 7 bytes into the source.
+        assert_eq!(string_offset_in_source("'Kursk NEAR/x'", 6), 7);
+        assert_eq!(string_offset_in_source("\"Kursk NEAR/x\"", 6), 7);
+        // "\"a\" b": decoded `"a" b`, offset 4 (b) is source byte 7.
+        assert_eq!(string_offset_in_source("\"\\\"a\\\" b\"", 4), 7);
+        // \u0416 decodes to 2 bytes (Ж): offset 2 (after it) is source 7.
+        assert_eq!(string_offset_in_source("\"\\u0416x\"", 2), 7);
+        // Multi-line literal: the newline after the delimiter is trimmed.
+        assert_eq!(string_offset_in_source("'''\nab'''", 1), 5);
+        // Cyrillic text counts bytes on both sides.
+        assert_eq!(
+            string_offset_in_source("'Курск x'", "Курск ".len()),
+            1 + "Курск ".len()
+        );
     }
 
     #[test]

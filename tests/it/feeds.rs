@@ -135,10 +135,16 @@ const RU_RULES: &str = r#"
 [[rule]]
 id = "ru"
 any = ["Курск"]
+
+[[rule]]
+id = "ru-exact"
+query = '=Курск'
 "#;
 
-/// Test 7: a Cyrillic rule matches any case, whole words only; windows-1251
-/// feeds (declared in the prolog, or only in the HTTP charset) decode right.
+/// Test 7: a Cyrillic rule matches any case and any inflection (Russian
+/// stemming: «Курская» is «Курск»), an exact `=` term only its surface form;
+/// windows-1251 feeds (declared in the prolog, or only in the HTTP charset)
+/// decode right.
 #[test]
 fn cyrillic_rules_and_cp1251_feeds() {
     let srv = TestServer::start();
@@ -175,16 +181,17 @@ fn cyrillic_rules_and_cp1251_feeds() {
             ),
             t("ru", "cpprolog", "Аэропорт Курск принял первый рейс"),
             t("ru", "ru", "КУРСК: ВЛАСТИ СООБЩИЛИ О ЗАКРЫТИИ ШКОЛ"),
+            t("ru", "ru", "Курская АЭС увеличила выработку"),
             t("ru", "ru", "Новости региона за день"),
+            t(
+                "ru-exact",
+                "cphttp",
+                "Вокзал Курск ждёт новогодние поезда с ёлками"
+            ),
+            t("ru-exact", "cpprolog", "Аэропорт Курск принял первый рейс"),
         ],
-        "«Курская» must not match «Курск» (whole words)"
+        "stemmed «Курск» takes every case and inflection; «=Курск» only the exact form"
     );
-    let by_title = |title: &str| {
-        alerts
-            .iter()
-            .find(|a| s(a, &["item", "title"]) == title)
-            .unwrap()
-    };
     for (title, term, phrase) in [
         ("КУРСК: ВЛАСТИ СООБЩИЛИ О ЗАКРЫТИИ ШКОЛ", "КУРСК", "КУРСК"),
         (
@@ -203,7 +210,10 @@ fn cyrillic_rules_and_cp1251_feeds() {
             "Вокзал Курск ждёт новогодние поезда с ёлками",
         ),
     ] {
-        let a = by_title(title);
+        let a = alerts
+            .iter()
+            .find(|a| s(a, &["item", "title"]) == title && s(a, &["rule", "id"]) == "ru")
+            .unwrap();
         assert_eq!(a["matched"], serde_json::json!([term]), "{a}");
         let text = s(a, &["snippet", "text"]);
         assert!(text.contains(phrase), "snippet {text:?} lacks {phrase:?}");

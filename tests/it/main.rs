@@ -15,6 +15,7 @@ mod daemon;
 mod delivery;
 mod demo;
 mod feeds;
+mod gold;
 mod http;
 mod matching;
 mod parse;
