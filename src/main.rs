@@ -252,7 +252,10 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn print_summary(c: &Config) {
-    println!("{}: OK", c.path.display());
+    match c.warnings.len() {
+        0 => println!("{}: OK", c.path.display()),
+        n => println!("{}: OK, with {n} warning(s) above", c.path.display()),
+    }
     println!(
         "  {} feed(s), {} sink(s), {} rule(s) in {} file(s){}",
         c.feeds.len(),
