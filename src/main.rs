@@ -378,7 +378,7 @@ async fn run_match(
                     let text = sink::render_alert(&alert, false);
                     writeln!(out, "{}", text.trim_end())?;
                     writeln!(out, "    why:")?;
-                    for line in pipeline::explain(&doc, &m, item, &feed.id) {
+                    for line in pipeline::explain(&doc, &m) {
                         writeln!(out, "      {line}")?;
                     }
                     writeln!(out)?;

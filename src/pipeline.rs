@@ -16,7 +16,7 @@ use crate::config::{Backfill, Config, FeedConfig};
 use crate::fetch::{FetchError, FetchOutcome, Fetcher};
 use crate::model::{Alert, AlertFeed, AlertItem, AlertRule, Item, ParsedFeed, Snippet};
 use crate::parse::{parse_feed, ParseOptions};
-use crate::rules::{DocFields, Document, Field, RuleMatch};
+use crate::rules::{DocFields, Document, RuleMatch};
 use crate::snippet::{make_snippet, SnippetHit};
 use crate::state::{PollCommit, State, StateError};
 
@@ -169,35 +169,23 @@ pub fn alerts_for_item(
 
 /// Why a rule matched, for people debugging rules: each contributing hit
 /// as `term -> "surface" (field chars start..end)`.
-pub fn explain(doc: &Document, m: &RuleMatch, item: &Item, feed_id: &str) -> Vec<String> {
-    let text: Vec<char> = doc.text.chars().collect();
+pub fn explain(doc: &Document, m: &RuleMatch) -> Vec<String> {
     m.hits
         .iter()
         .map(|h| {
-            let surface: String = if h.in_text() {
-                text.get(h.start..h.end.min(text.len()))
-                    .unwrap_or(&[])
-                    .iter()
-                    .collect()
-            } else {
-                let value = match h.field {
-                    Field::Link => item.link.clone().unwrap_or_default(),
-                    Field::Author => item.authors.join(", "),
-                    Field::Category => item.categories.join(", "),
-                    Field::Feed => feed_id.to_string(),
-                    _ => String::new(),
-                };
-                value
-                    .chars()
-                    .skip(h.start)
-                    .take(h.end.saturating_sub(h.start))
-                    .collect()
-            };
+            let surface: String = doc
+                .field_value(h.field)
+                .chars()
+                .skip(h.start)
+                .take(h.end.saturating_sub(h.start))
+                .collect();
+            let place = if h.in_text() { "text" } else { h.field.name() };
             format!(
-                "{} -> \"{}\" ({} chars {}..{})",
+                "{} -> \"{}\" ({}, {} chars {}..{})",
                 h.term,
                 surface,
                 h.field.name(),
+                place,
                 h.start,
                 h.end
             )
@@ -487,6 +475,32 @@ mod tests {
         );
         let title_only = snippet_for(&doc, &hits[..1], 300);
         assert_eq!(title_only.text, "Deminers reach Kursk villages");
+    }
+
+    #[test]
+    fn explain_names_term_surface_field_and_offsets() {
+        use crate::rules::{RuleSet, RuleSpec};
+        let spec = RuleSpec {
+            id: "r".into(),
+            query: Some("author:Petrova AND title:Kursk".into()),
+            ..RuleSpec::default()
+        };
+        let (set, _) = RuleSet::compile(vec![spec], &Default::default()).unwrap();
+        let authors = vec!["Ivan Orlov".to_string(), "Anna Petrova".to_string()];
+        let doc = Document::new(DocFields {
+            title: "KURSK update",
+            summary: "Quiet night.",
+            content: "",
+            link: None,
+            authors: &authors,
+            categories: &[],
+            feed: "wire",
+        });
+        let m = set.matches(&doc);
+        assert_eq!(m.len(), 1);
+        let why = explain(&doc, &m[0]);
+        assert!(why.contains(&"Kursk -> \"KURSK\" (title, text chars 0..5)".to_string()), "{why:?}");
+        assert!(why.contains(&"Petrova -> \"Petrova\" (author, author chars 16..23)".to_string()), "{why:?}");
     }
 
     #[test]
