@@ -120,30 +120,24 @@ pub fn alerts_for_item(
     item: &Item,
     now: DateTime<Utc>,
 ) -> Vec<(RuleMatch, Alert)> {
-    let doc = document(item, &feed.id);
+    alerts_for_doc(config, feed, item, &document(item, &feed.id), now)
+}
+
+/// [`alerts_for_item`] for an item already turned into a [`Document`].
+fn alerts_for_doc(
+    config: &Config,
+    feed: &AlertFeed,
+    item: &Item,
+    doc: &Document,
+    now: DateTime<Utc>,
+) -> Vec<(RuleMatch, Alert)> {
     config
         .rules
-        .matches(&doc)
+        .matches(doc)
         .into_iter()
         .filter_map(|m| {
             let meta = config.rule_meta.get(m.rule)?;
-            let mut keys: HashMap<&str, usize> = HashMap::new();
-            // Hits in link/author/category/feed count toward the match but
-            // have no place in the text.
-            let hits: Vec<SnippetHit> = m
-                .hits
-                .iter()
-                .filter(|h| h.in_text())
-                .map(|h| {
-                    let n = keys.len();
-                    SnippetHit {
-                        start: h.start,
-                        end: h.end,
-                        key: *keys.entry(h.term.as_str()).or_insert(n),
-                    }
-                })
-                .collect();
-            let snippet = snippet_for(&doc, &hits, config.daemon.snippet_max_chars);
+            let snippet = snippet_for(doc, &snippet_hits(&m), config.daemon.snippet_max_chars);
             let alert = Alert {
                 id: alert_id(&meta.id, &item.key),
                 rule: AlertRule {
@@ -158,11 +152,30 @@ pub fn alerts_for_item(
                     published: item.published,
                     authors: item.authors.clone(),
                 },
-                matched: m.matched_terms(&doc),
+                matched: m.matched_terms(doc),
                 snippet,
                 detected_at: now,
             };
             Some((m, alert))
+        })
+        .collect()
+}
+
+/// The hits a snippet can show: those in the item text (link, author,
+/// category and feed hits count toward the match but have no place in it),
+/// keyed by term so the snippet can count distinct terms.
+fn snippet_hits(m: &RuleMatch) -> Vec<SnippetHit> {
+    let mut keys: HashMap<&str, usize> = HashMap::new();
+    m.hits
+        .iter()
+        .filter(|h| h.in_text())
+        .map(|h| {
+            let n = keys.len();
+            SnippetHit {
+                start: h.start,
+                end: h.end,
+                key: *keys.entry(h.term.as_str()).or_insert(n),
+            }
         })
         .collect()
 }
@@ -336,14 +349,29 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
             tracing::debug!(feed = %feed.id, item = %item.key, "old item marked seen without alert");
             continue;
         }
-        for (m, alert) in alerts_for_item(&ctx.config, &afeed, item, now) {
-            let rule = m.rule;
-            let payload =
-                serde_json::to_string(&alert).map_err(|e| PollError::Parse(e.to_string()))?;
+        let doc = document(item, &feed.id);
+        for (m, alert) in alerts_for_doc(&ctx.config, &afeed, item, &doc, now) {
             alerts += 1;
             tracing::info!(feed = %feed.id, rule = %alert.rule.id, item = %item.key, alert = %alert.id, "match");
-            for sink in ctx.config.sinks_for_rule(rule) {
-                queued.push((sink.to_string(), alert.id.clone(), payload.clone()));
+            // One payload per snippet length: a sink may ask for a shorter
+            // or longer snippet than the default.
+            let mut payloads: HashMap<usize, String> = HashMap::new();
+            for sink in ctx.config.sinks_for_rule(m.rule) {
+                let cap = ctx.config.snippet_cap(sink);
+                let payload = match payloads.get(&cap) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let mut a = alert.clone();
+                        if cap != ctx.config.daemon.snippet_max_chars {
+                            a.snippet = snippet_for(&doc, &snippet_hits(&m), cap);
+                        }
+                        let p = serde_json::to_string(&a)
+                            .map_err(|e| PollError::Parse(e.to_string()))?;
+                        payloads.insert(cap, p.clone());
+                        p
+                    }
+                };
+                queued.push((sink.to_string(), alert.id.clone(), payload));
             }
         }
     }
@@ -499,8 +527,14 @@ mod tests {
         let m = set.matches(&doc);
         assert_eq!(m.len(), 1);
         let why = explain(&doc, &m[0]);
-        assert!(why.contains(&"Kursk -> \"KURSK\" (title, text chars 0..5)".to_string()), "{why:?}");
-        assert!(why.contains(&"Petrova -> \"Petrova\" (author, author chars 16..23)".to_string()), "{why:?}");
+        assert!(
+            why.contains(&"Kursk -> \"KURSK\" (title, text chars 0..5)".to_string()),
+            "{why:?}"
+        );
+        assert!(
+            why.contains(&"Petrova -> \"Petrova\" (author, author chars 16..23)".to_string()),
+            "{why:?}"
+        );
     }
 
     #[test]

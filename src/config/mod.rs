@@ -136,6 +136,8 @@ impl SinkKind {
 pub struct SinkConfig {
     pub id: String,
     pub kind: SinkKind,
+    /// Snippet length for this sink; default `[daemon] snippet_max_chars`.
+    pub snippet_max_chars: Option<usize>,
 }
 
 /// What a rule carries besides its terms (the terms live in [`RuleSet`]).
@@ -174,6 +176,15 @@ impl Config {
             Some(list) => list.iter().map(String::as_str).collect(),
             None => self.sinks.iter().map(|s| s.id.as_str()).collect(),
         }
+    }
+
+    /// Snippet length (chars) for alerts to `sink_id`.
+    pub fn snippet_cap(&self, sink_id: &str) -> usize {
+        self.sinks
+            .iter()
+            .find(|s| s.id == sink_id)
+            .and_then(|s| s.snippet_max_chars)
+            .unwrap_or(self.daemon.snippet_max_chars)
     }
 
     pub fn state_file(&self) -> PathBuf {
@@ -620,6 +631,9 @@ fn read_sinks(
     for t in tables {
         let (mut f, id) = identified(r, source, t, "sink");
         let ty = f.required_string(r, "type");
+        let cap = f
+            .integer(r, "snippet_max_chars", 40..=10_000)
+            .map(|n| n as usize);
         let kind = match ty.as_ref().map(|t| t.value.as_str()) {
             Some("stdout") => {
                 let color = match f.string(r, "color") {
@@ -637,12 +651,12 @@ fn read_sinks(
                         }
                     },
                 };
-                f.finish(r, &["id", "type", "color"]);
+                f.finish(r, &["id", "type", "snippet_max_chars", "color"]);
                 color.map(|color| SinkKind::Stdout { color })
             }
             Some("jsonl") => {
                 let path = f.required_string(r, "path");
-                f.finish(r, &["id", "type", "path"]);
+                f.finish(r, &["id", "type", "snippet_max_chars", "path"]);
                 path.map(|p| SinkKind::Jsonl {
                     path: reader::resolve(dir, &p.value),
                 })
@@ -662,7 +676,11 @@ fn read_sinks(
             .as_ref()
             .is_some_and(|id| check_id(r, id, "sink", &mut ids));
         if let (Some(id), Some(kind), true) = (id, kind, id_ok) {
-            out.push(SinkConfig { id: id.value, kind });
+            out.push(SinkConfig {
+                id: id.value,
+                kind,
+                snippet_max_chars: cap,
+            });
         }
     }
     out

@@ -121,3 +121,42 @@ fn unusable_state_is_a_clear_error() {
         out.stderr
     );
 }
+
+/// A sink's `snippet_max_chars` overrides the daemon's: the same alert goes
+/// to a short sink with a short snippet (still holding the hit) and to the
+/// default sink in full.
+#[test]
+fn per_sink_snippet_length() {
+    let srv = TestServer::start();
+    let long = "Officials in the border district said on Tuesday that convoys of \
+                trucks carrying building materials had been moving through the \
+                region for a week before the Kursk authorities confirmed the \
+                reconstruction plan for damaged villages.";
+    srv.route(
+        "/wire.xml",
+        Route::ok(RSS, rss("Wire", &[entry("p1", "Rebuilding plan", long)])),
+    );
+    let ws = Workspace::new(
+        &Config::new(KURSK_RULES)
+            .feed("wire", &srv.url("/wire.xml"))
+            .sink(
+                "id = \"short\"\ntype = \"jsonl\"\npath = \"short.jsonl\"\nsnippet_max_chars = 60",
+            ),
+    );
+    ws.once_ok();
+    let full = ws.alerts();
+    let short = read_alerts(&ws.path().join("short.jsonl"));
+    assert_eq!((full.len(), short.len()), (1, 1));
+    assert_eq!(
+        s(&full[0], &["id"]),
+        s(&short[0], &["id"]),
+        "one alert, two renderings"
+    );
+    let full_text = s(&full[0], &["snippet", "text"]);
+    let short_text = s(&short[0], &["snippet", "text"]);
+    assert_eq!(full_text, long);
+    assert!(short_text.chars().count() <= 60, "{short_text:?}");
+    assert!(short_text.contains("Kursk"), "{short_text:?}");
+    assert!(short_text.contains('…'), "{short_text:?}");
+    assert_highlights(&short[0]);
+}
