@@ -58,6 +58,7 @@ pub(super) fn split_of(class: usize) -> Split {
 /// Words of `text` as `(byte offset, word)`.
 pub(super) fn split_words(text: &str, split: Split) -> Vec<(usize, &str)> {
     match split {
+        Split::Words if text.is_ascii() => ascii_words(text),
         Split::Words => text
             .unicode_word_indices()
             .filter(|(_, w)| w.chars().any(char::is_alphanumeric))
@@ -81,6 +82,50 @@ pub(super) fn split_words(text: &str, split: Split) -> Vec<(usize, &str)> {
             out
         }
     }
+}
+
+/// UAX #29 words of an ASCII `text` holding a letter or digit: the same
+/// as `unicode_word_indices` (rules WB5-WB13b restricted to ASCII: letters,
+/// digits and `_` join; `:` `.` `'` between letters, `,` `;` `.` `'`
+/// between digits).
+fn ascii_words(text: &str) -> Vec<(usize, &str)> {
+    let b = text.as_bytes();
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut out = Vec::with_capacity(b.len() / 5 + 1);
+    let mut i = 0;
+    while i < b.len() {
+        if !word(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut alnum = b[i] != b'_';
+        i += 1;
+        while i < b.len() {
+            let c = b[i];
+            if word(c) {
+                alnum |= c != b'_';
+                i += 1;
+                continue;
+            }
+            let (prev, next) = (b[i - 1], b.get(i + 1).copied().unwrap_or(0));
+            let letters = prev.is_ascii_alphabetic()
+                && next.is_ascii_alphabetic()
+                && matches!(c, b':' | b'.' | b'\'');
+            let digits = prev.is_ascii_digit()
+                && next.is_ascii_digit()
+                && matches!(c, b',' | b';' | b'.' | b'\'');
+            if letters || digits {
+                i += 2;
+            } else {
+                break;
+            }
+        }
+        if alnum {
+            out.push((start, &text[start..i]));
+        }
+    }
+    out
 }
 
 /// One token of a stream. Regular tokens have `pos == pos_end`; a
@@ -174,7 +219,13 @@ impl Document {
     pub fn new(f: DocFields<'_>) -> Document {
         let (title, mut summary, mut content) =
             (f.title.trim(), f.summary.trim(), f.content.trim());
-        let (s, c) = (normalise_ws(summary), normalise_ws(content));
+        let s = normalise_ws(summary);
+        // Only compared with a non-empty summary.
+        let c = if s.is_empty() {
+            String::new()
+        } else {
+            normalise_ws(content)
+        };
         let (mut content_is_summary, mut summary_words_of_content) = (false, None);
         if !s.is_empty() && s == c {
             content = "";
@@ -382,14 +433,7 @@ impl Lexicon {
         let (key_ids, keys) = (&mut self.key_ids, &mut self.keys);
         let k = STEMS.with(|cache| {
             let mut cache = cache.borrow_mut();
-            if !cache.contains_key(&folded) {
-                if cache.len() >= STEM_CACHE_MAX {
-                    cache.clear();
-                }
-                cache.insert(folded.clone(), stem(&folded));
-            }
-            let key = cache.get(&folded).map_or("", |k| k.as_str());
-            match key_ids.get(key) {
+            let mut intern = |key: &str| match key_ids.get(key) {
                 Some(&k) => k,
                 None => {
                     let next = keys.len() as u32;
@@ -397,7 +441,17 @@ impl Lexicon {
                     keys.push(key.to_string());
                     next
                 }
+            };
+            if let Some(key) = cache.get(&folded) {
+                return intern(key);
             }
+            if cache.len() >= STEM_CACHE_MAX {
+                cache.clear();
+            }
+            let key = stem(&folded);
+            let k = intern(&key);
+            cache.insert(folded.clone(), key);
+            k
         });
         let id = self.words.len() as u32;
         self.word_ids.insert(folded.clone(), id);
@@ -590,4 +644,40 @@ pub(super) fn byte_range(s: &str, chars: &Range<usize>) -> Range<usize> {
         a
     };
     a..b
+}
+
+#[cfg(test)]
+mod ascii_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn uax(text: &str) -> Vec<(usize, &str)> {
+        text.unicode_word_indices()
+            .filter(|(_, w)| w.chars().any(char::is_alphanumeric))
+            .collect()
+    }
+
+    #[test]
+    fn ascii_words_examples() {
+        for t in [
+            "U.S. a.b.c 1,000.5 can't it's a:b _a a_ __ _ a_.b 1.a a.1 a1.2 x'' ''x",
+            "de-mining 40th Gen. Valery\r\n\nx;y 3;4 3:4 a,b",
+            "",
+            "...",
+        ] {
+            assert_eq!(ascii_words(t), uax(t), "{t:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn ascii_words_agree(text in "[aZ09_.,;:' \n\r\t!\"-]{0,40}") {
+            prop_assert_eq!(ascii_words(&text), uax(&text));
+        }
+
+        #[test]
+        fn ascii_words_agree_any_ascii(text in "[\\x00-\\x7f]{0,40}") {
+            prop_assert_eq!(ascii_words(&text), uax(&text));
+        }
+    }
 }

@@ -132,6 +132,15 @@ struct Meta {
     trigger: bool,
 }
 
+/// Buffers reused across the streams of one document.
+#[derive(Default)]
+struct Scratch {
+    cache: Vec<(u32, u32)>,
+    flat: Vec<u32>,
+    frontier: Vec<(u32, u32)>,
+    next: Vec<(u32, u32)>,
+}
+
 /// One occurrence of a leaf in a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Occ {
@@ -279,15 +288,18 @@ impl RuleSet {
     /// Rules (ascending indices) that match `doc`.
     pub fn matches(&self, doc: &Document) -> Vec<RuleMatch> {
         let mut occs = Vec::new();
+        let mut scratch = Scratch::default();
         for (s, stream) in doc.streams.iter().enumerate() {
             let ix = &self.index[stream.class];
             if !ix.is_empty() {
-                self.lookup(doc, s as u32, stream, ix, &mut occs);
+                self.lookup(doc, s as u32, stream, ix, &mut occs, &mut scratch);
             }
         }
-        // Stable: each leaf's occurrences stay in position order. A leaf
-        // sits under one key of one map, so there are no duplicates.
-        occs.sort_by_key(|o| o.leaf);
+        // Each leaf's occurrences end up in stream and position order (the
+        // order they were recorded in: `Occ`'s ordering is leaf, stream,
+        // pos, pos_end, ...). A leaf sits under one key of one map, so there
+        // are no duplicates.
+        occs.sort_unstable();
         // Candidate rules with their occurrence ranges (leaves of a rule
         // are contiguous), merged with the always-check list.
         let mut groups: Vec<(u32, usize, usize)> = Vec::new();
@@ -341,6 +353,7 @@ impl RuleSet {
         }
         let mut out = Vec::new();
         for (r, a, b) in candidates {
+            let occs = &occs[a..b];
             let Some(rule) = self.rules.get(r as usize) else {
                 continue;
             };
@@ -353,7 +366,7 @@ impl RuleSet {
             let ev = Eval {
                 set: self,
                 doc,
-                occs: &occs[a..b],
+                occs,
             };
             // Cheap yes/no first (most candidates fail), hits only then.
             if !ev.truth(&rule.expr) {
@@ -374,7 +387,8 @@ impl RuleSet {
                     })
                 })
                 .collect();
-            hits.sort_by(|a, b| {
+            // The key covers every field, so ties are equal hits.
+            hits.sort_unstable_by(|a, b| {
                 let key = |h: &Hit| {
                     (
                         !h.in_text(),
@@ -397,12 +411,27 @@ impl RuleSet {
     }
 
     /// Looks every token of `stream` up and records leaf occurrences.
-    fn lookup(&self, doc: &Document, s: u32, stream: &Stream, ix: &Index, occs: &mut Vec<Occ>) {
+    fn lookup(
+        &self,
+        doc: &Document,
+        s: u32,
+        stream: &Stream,
+        ix: &Index,
+        occs: &mut Vec<Occ>,
+        scratch: &mut Scratch,
+    ) {
         // Leaves per distinct surface, looked up once: (start, end) into
         // `flat`. Word ids follow from surfaces, so this also stems and
         // prefix-tests each distinct word once.
-        let mut cache: Vec<(u32, u32)> = vec![(u32::MAX, 0); doc.surfaces.len()];
-        let mut flat: Vec<u32> = Vec::new();
+        let Scratch {
+            cache,
+            flat,
+            frontier,
+            next,
+        } = scratch;
+        cache.clear();
+        cache.resize(doc.surfaces.len(), (u32::MAX, 0));
+        flat.clear();
         for tok in &stream.toks {
             let sid = tok.surface as usize;
             let Some(&(a, b)) = cache.get(sid) else {
@@ -444,12 +473,13 @@ impl RuleSet {
                 (a, b)
             };
             for &leaf in &flat[a as usize..b as usize] {
-                self.occur(doc, s, stream, tok, leaf, occs);
+                self.occur(doc, s, stream, tok, leaf, occs, frontier, next);
             }
         }
     }
 
     /// Records `leaf` at `tok` if it occurs there (phrases are verified).
+    #[allow(clippy::too_many_arguments)]
     fn occur(
         &self,
         doc: &Document,
@@ -458,6 +488,8 @@ impl RuleSet {
         tok: &Tok,
         leaf: u32,
         occs: &mut Vec<Occ>,
+        frontier: &mut Vec<(u32, u32)>,
+        next: &mut Vec<(u32, u32)>,
     ) {
         let Some(m) = self.meta.get(leaf as usize) else {
             return;
@@ -475,7 +507,7 @@ impl RuleSet {
             Tag::Exact => (tok.pos_end, tok.end),
             Tag::Phrase => match self.leaves.get(leaf as usize).map(|l| &l.kind) {
                 Some(LeafKind::Phrase { words, slop, exact }) => {
-                    match phrase_end(doc, stream, tok, words, *slop, *exact) {
+                    match phrase_end(doc, stream, tok, words, *slop, *exact, frontier, next) {
                         Some(x) => x,
                         None => return,
                     }
@@ -554,6 +586,7 @@ fn leaf_ids(e: &Expr, out: &mut Vec<u32>) {
 /// `(position, char end)`. Later words must follow within `slop` other
 /// positions each, in the head's paragraph; with slop 0, only whitespace
 /// (one line break at most) and hyphens may separate them.
+#[allow(clippy::too_many_arguments)]
 fn phrase_end(
     doc: &Document,
     stream: &Stream,
@@ -561,13 +594,15 @@ fn phrase_end(
     words: &[String],
     slop: u32,
     exact: bool,
+    frontier: &mut Vec<(u32, u32)>,
+    next: &mut Vec<(u32, u32)>,
 ) -> Option<(u32, u32)> {
-    let mut frontier: Vec<(u32, u32)> =
-        vec![(head.pos_end, if exact { head.end } else { head.hl_end })];
+    frontier.clear();
+    frontier.push((head.pos_end, if exact { head.end } else { head.hl_end }));
     let n = stream.positions();
     for w in words.iter().skip(1) {
-        let mut next = Vec::new();
-        for &(pe, _) in &frontier {
+        next.clear();
+        for &(pe, _) in frontier.iter() {
             let first = pe + 1;
             for q in first..=(first + slop).min(n.saturating_sub(1)) {
                 for t in stream.at(q) {
@@ -587,7 +622,7 @@ fn phrase_end(
         }
         next.sort_unstable();
         next.dedup_by_key(|x| x.0);
-        frontier = next;
+        std::mem::swap(frontier, next);
     }
     frontier.first().copied()
 }
@@ -615,8 +650,16 @@ impl Eval<'_> {
     fn has(&self, id: u32) -> bool {
         match self.set.meta.get(id as usize).map(|m| m.tag) {
             Some(Tag::Regex) => !self.leaf(id).is_empty(),
-            _ => self.occs.iter().any(|o| o.leaf == id),
+            _ => !self.range(id).is_empty(),
         }
+    }
+
+    /// The occurrences of an indexed leaf (`occs` is sorted by leaf).
+    fn range(&self, id: u32) -> &[Occ] {
+        let a = self.occs.partition_point(|o| o.leaf < id);
+        let rest = &self.occs[a..];
+        let n = rest.partition_point(|o| o.leaf == id);
+        &rest[..n]
     }
 
     /// `None`: false. `Some(occurrences)`: true, with the occurrences that
@@ -688,7 +731,7 @@ impl Eval<'_> {
                 field,
                 ..
             }) => regex_occs(self.doc, id, *field, re),
-            _ => self.occs.iter().filter(|o| o.leaf == id).copied().collect(),
+            _ => self.range(id).to_vec(),
         }
     }
 }
@@ -771,13 +814,16 @@ fn lower_spec(low: &mut Lowerer<'_>, i: usize, spec: &RuleSpec) -> (Option<Expr>
             });
             return (None, "query");
         }
-        return match super::query::parse_query(q) {
+        // Every error in the query, so one `check` shows them all.
+        return match super::query::parse_query_all_errors(q) {
             Ok(node) => (low.lower(&node, q, &loc, None), "query"),
-            Err(e) => {
-                low.errors.push(RuleError {
-                    at: loc.at(Some(e.offset)),
-                    message: e.message,
-                });
+            Err(errs) => {
+                for e in errs {
+                    low.errors.push(RuleError {
+                        at: loc.at(Some(e.offset)),
+                        message: e.message,
+                    });
+                }
                 (None, "query")
             }
         };

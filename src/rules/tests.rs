@@ -718,3 +718,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn every_error_in_one_query_is_reported() {
+    let e = errors(
+        vec![q("Shoigu NEAR/x Pyongyang AND de* AND @Bad")],
+        &Aliases::new(),
+    );
+    let offsets: Vec<Option<usize>> = e.iter().map(|e| e.at.offset).collect();
+    assert!(e.len() >= 2, "{e:?}");
+    assert_eq!(offsets[0], Some(7), "{e:?}");
+    assert!(
+        e.iter().any(|e| e.message.contains("at least 3 letters")),
+        "{e:?}"
+    );
+}
