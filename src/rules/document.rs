@@ -546,47 +546,37 @@ impl Lexicon {
                 end
             }
         };
-        for i in 0..raw.len() {
-            let r = &raw[i];
-            first_at.push(toks.len() as u32);
-            let word = self.surface_word[r.surface as usize];
-            let hl_end = possessive(&self.words[word as usize], r.start, r.end);
-            toks.push(Tok {
-                pos: i as u32,
-                pos_end: i as u32,
+        // One token for raw words first..=last read as the surface `sid`:
+        // a single word, or a hyphen-joined chain at the first word's place.
+        let tok = |this: &Self, first: usize, last: usize, sid: u32| {
+            let (r, l) = (&raw[first], &raw[last]);
+            let word = this.surface_word[sid as usize];
+            Tok {
+                pos: first as u32,
+                pos_end: last as u32,
                 start: b + r.start as u32,
-                end: b + r.end as u32,
-                hl_end: b + hl_end as u32,
+                end: b + l.end as u32,
+                hl_end: b + possessive(&this.words[word as usize], l.start, l.end) as u32,
                 para: r.para,
                 clean_before: r.clean_before,
                 word,
-                surface: r.surface,
-            });
+                surface: sid,
+            }
+        };
+        for i in 0..raw.len() {
+            let r = &raw[i];
+            first_at.push(toks.len() as u32);
+            toks.push(tok(self, i, i, r.surface));
             let chain_start = !r.hyphen_before;
             let mut j = i + 1;
             while chain_start && j < raw.len() && raw[j].hyphen_before && j - i < 6 {
                 j += 1;
             }
             if chain_start && j - i >= 2 {
-                let parts = &raw[i..j];
-                let surface: String = parts.iter().map(|p| p.word).collect();
-                let Some(sid) = self.surface(&surface) else {
-                    continue;
-                };
-                let word = self.surface_word[sid as usize];
-                let last = &parts[parts.len() - 1];
-                let hl_end = possessive(&self.words[word as usize], last.start, last.end);
-                toks.push(Tok {
-                    pos: i as u32,
-                    pos_end: (j - 1) as u32,
-                    start: b + r.start as u32,
-                    end: b + last.end as u32,
-                    hl_end: b + hl_end as u32,
-                    para: r.para,
-                    clean_before: r.clean_before,
-                    word,
-                    surface: sid,
-                });
+                let surface: String = raw[i..j].iter().map(|p| p.word).collect();
+                if let Some(sid) = self.surface(&surface) {
+                    toks.push(tok(self, i, j - 1, sid));
+                }
             }
         }
         first_at.push(toks.len() as u32);
