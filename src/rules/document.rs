@@ -200,13 +200,13 @@ pub struct Document {
     joined: [String; 4],
     pub(super) streams: Vec<Stream>,
     /// Distinct surface forms of the document.
-    pub(super) surfaces: Vec<String>,
+    surfaces: Vec<String>,
     /// Distinct folded words of the document.
-    pub(super) words: Vec<String>,
+    words: Vec<String>,
     /// `word_key[w]`: index into `keys` of the stem of `words[w]`.
-    pub(super) word_key: Vec<u32>,
+    word_key: Vec<u32>,
     /// Distinct stems.
-    pub(super) keys: Vec<String>,
+    keys: Vec<String>,
 }
 
 impl Document {
@@ -381,6 +381,16 @@ impl Document {
         self.surfaces
             .get(t.surface as usize)
             .map_or("", |s| s.as_str())
+    }
+
+    /// The folded form of token `t`.
+    pub(super) fn word(&self, t: &Tok) -> &str {
+        self.words.get(t.word as usize).map_or("", |s| s.as_str())
+    }
+
+    /// Number of distinct surfaces: surface ids are below this.
+    pub(super) fn surface_count(&self) -> usize {
+        self.surfaces.len()
     }
 
     /// The stem of token `t`.

@@ -430,7 +430,7 @@ impl RuleSet {
             next,
         } = scratch;
         cache.clear();
-        cache.resize(doc.surfaces.len(), (u32::MAX, 0));
+        cache.resize(doc.surface_count(), (u32::MAX, 0));
         flat.clear();
         for tok in &stream.toks {
             let sid = tok.surface as usize;
@@ -447,9 +447,8 @@ impl RuleSet {
                         flat.extend_from_slice(v);
                     }
                 }
-                if let (false, Some(word)) =
-                    (ix.prefix.is_empty(), doc.words.get(tok.word as usize))
-                {
+                if !ix.prefix.is_empty() {
+                    let word = doc.word(tok);
                     let mut ends = word
                         .char_indices()
                         .map(|(i, _)| i)
