@@ -174,7 +174,7 @@ fn snippet_hits(m: &RuleMatch) -> Vec<SnippetHit> {
             SnippetHit {
                 start: h.start,
                 end: h.end,
-                key: *keys.entry(h.term.as_str()).or_insert(n),
+                key: *keys.entry(&*h.term).or_insert(n),
             }
         })
         .collect()

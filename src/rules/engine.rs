@@ -1,5 +1,8 @@
 //! The compiled rule set: term index, per-item lookup and evaluation.
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::ast::Field;
@@ -21,8 +24,9 @@ pub struct Hit {
     pub start: usize,
     pub end: usize,
     /// The leaf as written in the query (`demin*`, `"North Korea"`, the
-    /// alias element a leaf of `@kursk` came from).
-    pub term: String,
+    /// alias element a leaf of `@kursk` came from). Shared with the rule
+    /// set, so building hits does not copy strings.
+    pub term: Arc<str>,
 }
 
 impl Hit {
@@ -76,14 +80,14 @@ impl RuleMatch {
     }
 }
 
-/// Term -> leaves, for one field class.
+/// Word, surface and prefix -> terms, for one field class.
 #[derive(Debug, Clone, Default)]
 struct Index {
-    /// Stem -> word leaves and stemmed phrases starting with it.
+    /// Stem -> the word term and stemmed phrases starting with it.
     stems: FxMap<String, Vec<u32>>,
-    /// Surface -> exact leaves and exact phrases starting with it.
+    /// Surface -> the exact term and exact phrases starting with it.
     exact: FxMap<String, Vec<u32>>,
-    /// Folded prefix -> prefix leaves.
+    /// Folded prefix -> the prefix term.
     prefix: FxMap<String, Vec<u32>>,
     /// Distinct prefix lengths in chars, ascending.
     prefix_lens: Vec<usize>,
@@ -109,6 +113,18 @@ pub struct RuleSet {
     leaves: Vec<Leaf>,
     /// Compact per-leaf facts for the hot loop.
     meta: Vec<Meta>,
+    /// `terms[leaf]`: the leaf as written, for hits.
+    terms: Vec<Arc<str>>,
+    /// Compact per-rule facts for the hot loop.
+    info: Vec<RuleInfo>,
+    /// The rules' quick-check programs (see [`RuleInfo::prog`]).
+    ops: Vec<Op>,
+    /// What each term is (terms are numbered by the index of their class).
+    term_kinds: Vec<TermKind>,
+    /// `term_leaf[term_leaves_at[t]..term_leaves_at[t + 1]]`: the leaves
+    /// looking for term `t`.
+    term_leaves_at: Vec<u32>,
+    term_leaf: Vec<u32>,
     index: [Index; CLASSES],
     /// Rules that can match without any indexed leaf (ascending).
     always: Vec<u32>,
@@ -130,6 +146,229 @@ struct Meta {
     tag: Tag,
     /// An occurrence makes the rule a candidate (see [`triggers`]).
     trigger: bool,
+    /// The leaf's bit in its rule's leaf mask (`leaf - first leaf of the
+    /// rule`); [`NO_BIT`] past the mask's 64 bits.
+    bit: u8,
+    /// The term the leaf looks for; [`NO_TERM`] for regex leaves.
+    term: u32,
+}
+
+const NO_BIT: u8 = u8::MAX;
+
+/// The term of a leaf that has none (regex leaves).
+const NO_TERM: u32 = u32::MAX;
+
+/// A distinct thing to look for in one field class (compile time).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum TermKey {
+    Word(String),
+    Exact(String),
+    Prefix(String),
+    Phrase {
+        words: Vec<String>,
+        slop: u32,
+        exact: bool,
+    },
+}
+
+/// How an occurrence of a term is verified and where it ends.
+#[derive(Debug, Clone)]
+enum TermKind {
+    /// A stem: ends where a stemmed hit stops (a possessive `'s` left out).
+    Word,
+    /// A surface: ends with the token.
+    Exact,
+    /// A folded prefix: like `Word`.
+    Prefix,
+    /// Verified from its first word on.
+    Phrase {
+        words: Box<[String]>,
+        slop: u32,
+        exact: bool,
+    },
+}
+
+/// Per-rule facts for the hot loop.
+#[derive(Debug, Clone, Copy)]
+struct RuleInfo {
+    /// `ops[prog..prog + prog_len]`: the rule's expression in postfix over
+    /// its leaf mask, evaluated in three values (see [`quick`]).
+    prog: u32,
+    prog_len: u32,
+    /// The rule has a feed filter.
+    feeds: bool,
+}
+
+/// One step of a quick-check program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// Push whether the leaf with this mask bit occurred.
+    Leaf(u8),
+    /// Push unknown: a regex leaf, or a leaf past the mask.
+    Unknown,
+    Not,
+    And(u32),
+    Or(u32),
+    /// NEAR of the top two: false if either is, else unknown (positions
+    /// decide).
+    Near,
+}
+
+/// Values a quick-check program may hold on its stack; deeper programs
+/// compile to [`Op::Unknown`].
+const QUICK_STACK: usize = 64;
+
+/// A rule's value given only which of its leaves occurred: `False` rules
+/// are dropped without touching their expression; the rest are evaluated
+/// in full (`True` ones only for their hits).
+fn quick(ops: &[Op], mask: u64) -> Tri {
+    let mut stack = [Tri::False; QUICK_STACK];
+    let mut n = 0usize;
+    for op in ops {
+        let v = match *op {
+            Op::Leaf(b) => {
+                if b < 64 && mask >> b & 1 == 1 {
+                    Tri::True
+                } else {
+                    Tri::False
+                }
+            }
+            Op::Unknown => Tri::Unknown,
+            Op::Not => {
+                let Some(top) = n.checked_sub(1).and_then(|i| stack.get_mut(i)) else {
+                    return Tri::Unknown;
+                };
+                *top = match *top {
+                    Tri::True => Tri::False,
+                    Tri::False => Tri::True,
+                    Tri::Unknown => Tri::Unknown,
+                };
+                continue;
+            }
+            Op::And(k) | Op::Or(k) => {
+                let Some(from) = n.checked_sub(k as usize) else {
+                    return Tri::Unknown;
+                };
+                let args = stack.get(from..n).unwrap_or(&[]);
+                let and = matches!(op, Op::And(_));
+                let (stop, rest) = if and {
+                    (Tri::False, Tri::True)
+                } else {
+                    (Tri::True, Tri::False)
+                };
+                n = from;
+                if args.is_empty() {
+                    Tri::False
+                } else if args.contains(&stop) {
+                    stop
+                } else if args.contains(&Tri::Unknown) {
+                    Tri::Unknown
+                } else {
+                    rest
+                }
+            }
+            Op::Near => {
+                let Some(from) = n.checked_sub(2) else {
+                    return Tri::Unknown;
+                };
+                let args = stack.get(from..n).unwrap_or(&[]);
+                n = from;
+                if args.contains(&Tri::False) {
+                    Tri::False
+                } else {
+                    Tri::Unknown
+                }
+            }
+        };
+        match stack.get_mut(n) {
+            Some(slot) => *slot = v,
+            None => return Tri::Unknown,
+        }
+        n += 1;
+    }
+    if n == 1 {
+        stack[0]
+    } else {
+        Tri::Unknown
+    }
+}
+
+/// Appends the postfix program of `e` (leaf bits relative to `base`) and
+/// returns the stack depth it needs.
+fn emit(e: &Expr, leaves: &[Leaf], base: u32, out: &mut Vec<Op>) -> usize {
+    match e {
+        Expr::Leaf(id) => {
+            let op = match leaves.get(*id as usize).map(|l| &l.kind) {
+                Some(LeafKind::Regex(_)) | None => Op::Unknown,
+                Some(_) => match id.checked_sub(base) {
+                    Some(b) if b < 64 => Op::Leaf(b as u8),
+                    _ => Op::Unknown,
+                },
+            };
+            out.push(op);
+            1
+        }
+        Expr::Not(n) => {
+            let d = emit(n, leaves, base, out);
+            out.push(Op::Not);
+            d
+        }
+        Expr::And(v) | Expr::Or(v) => {
+            let mut depth = 0;
+            for (i, n) in v.iter().enumerate() {
+                depth = depth.max(i + emit(n, leaves, base, out));
+            }
+            out.push(if matches!(e, Expr::And(_)) {
+                Op::And(v.len() as u32)
+            } else {
+                Op::Or(v.len() as u32)
+            });
+            depth.max(1)
+        }
+        Expr::Near { left, right, .. } => {
+            let a = emit(left, leaves, base, out);
+            let b = 1 + emit(right, leaves, base, out);
+            out.push(Op::Near);
+            a.max(b)
+        }
+    }
+}
+
+/// Per-rule state while matching one document.
+#[derive(Debug, Clone, Copy, Default)]
+struct RuleState {
+    /// Bits of the rule's leaves that occurred.
+    mask: u64,
+    touched: bool,
+    /// A trigger leaf occurred (or the rule is on the always list).
+    trigger: bool,
+}
+
+/// Buffers for [`RuleSet::matches`], kept per thread so matching an item
+/// allocates little. `state` has one entry per rule of the largest set
+/// this thread matched with (16 bytes each); entries are reset after use.
+#[derive(Default)]
+struct MatchScratch {
+    state: Vec<RuleState>,
+    /// Set while a match is in progress: if it is still set at the start
+    /// (a panic unwound through a match), every entry is reset.
+    dirty: bool,
+    touched: Vec<u32>,
+    /// Term occurrences of the item (`Occ::leaf` holds the term), grouped
+    /// by term.
+    occs: Vec<Occ>,
+    /// `spans[t]`: term `t`'s occurrences in `occs` (empty when it has
+    /// none); one entry per term of the largest set.
+    spans: Vec<(u32, u32)>,
+    /// Terms that occurred.
+    found: Vec<u32>,
+    /// Occurrences of one rule's hits while it is evaluated.
+    hits: Vec<Occ>,
+    lookup: Scratch,
+}
+
+thread_local! {
+    static MATCH_SCRATCH: RefCell<MatchScratch> = RefCell::new(MatchScratch::default());
 }
 
 /// Buffers reused across the streams of one document.
@@ -197,29 +436,77 @@ impl RuleSet {
             return Err(low.errors);
         }
         let leaves = low.leaves;
+        // Distinct terms per field class: leaves that look for the same
+        // thing share one term, found once per item.
         let mut index: [Index; CLASSES] = Default::default();
+        let mut term_ids: FxMap<(usize, TermKey), u32> = FxMap::default();
+        let mut terms: Vec<TermKind> = Vec::new();
+        let mut leaf_term = vec![NO_TERM; leaves.len()];
         for (id, leaf) in leaves.iter().enumerate() {
-            let ix = &mut index[class_of(leaf.field)];
-            let id = id as u32;
-            match &leaf.kind {
-                LeafKind::Word(w) => ix.stems.entry(w.clone()).or_default().push(id),
-                LeafKind::Exact(w) => ix.exact.entry(w.clone()).or_default().push(id),
-                LeafKind::Prefix(p) => {
-                    ix.prefix.entry(p.clone()).or_default().push(id);
+            let class = class_of(leaf.field);
+            let key = match &leaf.kind {
+                LeafKind::Word(w) => TermKey::Word(w.clone()),
+                LeafKind::Exact(w) => TermKey::Exact(w.clone()),
+                LeafKind::Prefix(p) => TermKey::Prefix(p.clone()),
+                LeafKind::Phrase { words, slop, exact } => TermKey::Phrase {
+                    words: words.clone(),
+                    slop: *slop,
+                    exact: *exact,
+                },
+                LeafKind::Regex(_) => continue,
+            };
+            let next = terms.len() as u32;
+            let t = *term_ids.entry((class, key.clone())).or_insert(next);
+            if let Some(slot) = leaf_term.get_mut(id) {
+                *slot = t;
+            }
+            if t != next {
+                continue;
+            }
+            let ix = &mut index[class];
+            match key {
+                TermKey::Word(w) => {
+                    ix.stems.entry(w).or_default().push(t);
+                    terms.push(TermKind::Word);
+                }
+                TermKey::Exact(w) => {
+                    ix.exact.entry(w).or_default().push(t);
+                    terms.push(TermKind::Exact);
+                }
+                TermKey::Prefix(p) => {
                     let n = p.chars().count();
                     if let Err(k) = ix.prefix_lens.binary_search(&n) {
                         ix.prefix_lens.insert(k, n);
                     }
+                    ix.prefix.entry(p).or_default().push(t);
+                    terms.push(TermKind::Prefix);
                 }
-                LeafKind::Phrase { words, exact, .. } => {
-                    let map = if *exact { &mut ix.exact } else { &mut ix.stems };
+                TermKey::Phrase { words, slop, exact } => {
+                    let map = if exact { &mut ix.exact } else { &mut ix.stems };
                     if let Some(w) = words.first() {
-                        map.entry(w.clone()).or_default().push(id);
+                        map.entry(w.clone()).or_default().push(t);
                     }
+                    terms.push(TermKind::Phrase {
+                        words: words.into_boxed_slice(),
+                        slop,
+                        exact,
+                    });
                 }
-                LeafKind::Regex(_) => {}
             }
         }
+        let mut term_leaves: Vec<Vec<u32>> = vec![Vec::new(); terms.len()];
+        for (id, &t) in leaf_term.iter().enumerate() {
+            if let Some(v) = term_leaves.get_mut(t as usize) {
+                v.push(id as u32);
+            }
+        }
+        let mut term_leaves_at = Vec::with_capacity(terms.len() + 1);
+        let mut term_leaf = Vec::with_capacity(leaves.len());
+        for v in term_leaves {
+            term_leaves_at.push(term_leaf.len() as u32);
+            term_leaf.extend(v);
+        }
+        term_leaves_at.push(term_leaf.len() as u32);
         let always = rules
             .iter()
             .enumerate()
@@ -243,10 +530,14 @@ impl RuleSet {
                 }
             }
         }
+        // Leaves are numbered rule by rule: a rule's leaves are the ids from
+        // its first one up to the next rule's first.
+        let first_leaf = |r: u32| leaves.partition_point(|l| l.rule < r) as u32;
         let meta = leaves
             .iter()
+            .enumerate()
             .zip(trigger)
-            .map(|(l, trigger)| Meta {
+            .map(|((id, l), trigger)| Meta {
                 trigger,
                 rule: l.rule,
                 field: l.field,
@@ -257,14 +548,40 @@ impl RuleSet {
                     LeafKind::Phrase { .. } => Tag::Phrase,
                     LeafKind::Regex(_) => Tag::Regex,
                 },
+                bit: match (id as u32).checked_sub(first_leaf(l.rule)) {
+                    Some(b) if b < 64 => b as u8,
+                    _ => NO_BIT,
+                },
+                term: leaf_term.get(id).copied().unwrap_or(NO_TERM),
             })
             .collect();
+        let mut ops = Vec::new();
+        let mut info = Vec::with_capacity(rules.len());
+        for (r, rule) in rules.iter().enumerate() {
+            let prog = ops.len();
+            if emit(&rule.expr, &leaves, first_leaf(r as u32), &mut ops) > QUICK_STACK {
+                ops.truncate(prog);
+                ops.push(Op::Unknown);
+            }
+            info.push(RuleInfo {
+                prog: prog as u32,
+                prog_len: (ops.len() - prog) as u32,
+                feeds: rule.feeds.is_some(),
+            });
+        }
+        let hit_terms = leaves.iter().map(|l| Arc::from(l.term.as_str())).collect();
         Ok((
             RuleSet {
                 specs,
                 rules,
                 leaves,
                 meta,
+                terms: hit_terms,
+                info,
+                ops,
+                term_kinds: terms,
+                term_leaves_at,
+                term_leaf,
                 index,
                 always,
             },
@@ -287,130 +604,227 @@ impl RuleSet {
 
     /// Rules (ascending indices) that match `doc`.
     pub fn matches(&self, doc: &Document) -> Vec<RuleMatch> {
-        let mut occs = Vec::new();
-        let mut scratch = Scratch::default();
-        for (s, stream) in doc.streams.iter().enumerate() {
+        MATCH_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => self.matches_with(doc, &mut scratch, false),
+            Err(_) => self.matches_with(doc, &mut MatchScratch::default(), false),
+        })
+    }
+
+    /// [`RuleSet::matches`] without the shortcuts: every rule evaluated in
+    /// full, triggers and quick checks ignored. The reference the shortcuts
+    /// are tested against.
+    #[cfg(test)]
+    pub(super) fn matches_exhaustive(&self, doc: &Document) -> Vec<RuleMatch> {
+        self.matches_with(doc, &mut MatchScratch::default(), true)
+    }
+
+    /// Looks the document's tokens up in the term index (leaf
+    /// occurrences), marks each touched rule's leaf mask, drops the
+    /// candidates whose quick check is false, and evaluates the rest in
+    /// full on their occurrences.
+    fn matches_with(
+        &self,
+        doc: &Document,
+        s: &mut MatchScratch,
+        exhaustive: bool,
+    ) -> Vec<RuleMatch> {
+        let (n, nt) = (self.rules.len(), self.term_kinds.len());
+        if s.dirty {
+            s.state.iter_mut().for_each(|st| *st = RuleState::default());
+            s.spans.iter_mut().for_each(|sp| *sp = (0, 0));
+        }
+        if s.state.len() < n {
+            s.state.resize(n, RuleState::default());
+        }
+        if s.spans.len() < nt {
+            s.spans.resize(nt, (0, 0));
+        }
+        s.dirty = true;
+        s.occs.clear();
+        s.touched.clear();
+        s.found.clear();
+        for (i, stream) in doc.streams.iter().enumerate() {
             let ix = &self.index[stream.class];
             if !ix.is_empty() {
-                self.lookup(doc, s as u32, stream, ix, &mut occs, &mut scratch);
+                self.lookup(doc, i as u32, stream, ix, &mut s.occs, &mut s.lookup);
             }
         }
-        // Each leaf's occurrences end up in stream and position order (the
-        // order they were recorded in: `Occ`'s ordering is leaf, stream,
-        // pos, pos_end, ...). A leaf sits under one key of one map, so there
-        // are no duplicates.
-        occs.sort_unstable();
-        // Candidate rules with their occurrence ranges (leaves of a rule
-        // are contiguous), merged with the always-check list.
-        let mut groups: Vec<(u32, usize, usize)> = Vec::new();
-        let mut triggered = false;
-        for (i, o) in occs.iter().enumerate() {
-            let Some(m) = self.meta.get(o.leaf as usize) else {
-                continue;
-            };
-            match groups.last_mut() {
-                Some(g) if g.0 == m.rule => g.2 = i + 1,
-                _ => {
-                    if !triggered {
-                        groups.pop();
-                    }
-                    triggered = false;
-                    groups.push((m.rule, i, i + 1));
-                }
+        let MatchScratch {
+            state,
+            touched,
+            occs,
+            spans,
+            found,
+            hits,
+            ..
+        } = s;
+        // Group by term; the stable sort keeps each term's occurrences in
+        // stream and position order.
+        occs.sort_by_key(|o| o.leaf);
+        let mut i = 0;
+        while i < occs.len() {
+            let (t, first) = (occs[i].leaf, i);
+            while i < occs.len() && occs[i].leaf == t {
+                i += 1;
             }
-            triggered |= m.trigger;
-        }
-        if !triggered {
-            groups.pop();
-        }
-        let mut candidates = Vec::with_capacity(groups.len() + self.always.len());
-        let (mut gi, mut ai) = (0, 0);
-        loop {
-            let g = groups.get(gi).copied();
-            let a = self.always.get(ai).copied();
-            match (g, a) {
-                (Some(g), Some(a)) if a < g.0 => {
-                    candidates.push((a, 0, 0));
-                    ai += 1;
-                }
-                (Some(g), Some(a)) => {
-                    candidates.push(g);
-                    gi += 1;
-                    if a == g.0 {
-                        ai += 1;
-                    }
-                }
-                (Some(g), None) => {
-                    candidates.push(g);
-                    gi += 1;
-                }
-                (None, Some(a)) => {
-                    candidates.push((a, 0, 0));
-                    ai += 1;
-                }
-                (None, None) => break,
+            if let Some(sp) = spans.get_mut(t as usize) {
+                *sp = (first as u32, i as u32);
+                found.push(t);
             }
         }
+        // Leaves of the terms found: mark their rules.
+        for &t in found.iter() {
+            let (a, b) = spans.get(t as usize).copied().unwrap_or((0, 0));
+            let term_occs = occs.get(a as usize..b as usize).unwrap_or(&[]);
+            let (la, lb) = (
+                self.term_leaves_at.get(t as usize).copied().unwrap_or(0),
+                self.term_leaves_at
+                    .get(t as usize + 1)
+                    .copied()
+                    .unwrap_or(0),
+            );
+            for &leaf in self.term_leaf.get(la as usize..lb as usize).unwrap_or(&[]) {
+                let Some(m) = self.meta.get(leaf as usize) else {
+                    continue;
+                };
+                if !in_region(doc, m.field, term_occs).any(|_| true) {
+                    continue;
+                }
+                let Some(st) = state.get_mut(m.rule as usize) else {
+                    continue;
+                };
+                if !st.touched {
+                    st.touched = true;
+                    touched.push(m.rule);
+                }
+                if m.bit != NO_BIT {
+                    st.mask |= 1 << m.bit;
+                }
+                st.trigger |= m.trigger;
+            }
+        }
+        let all: Vec<u32>;
+        let always = if exhaustive {
+            all = (0..n as u32).collect();
+            &all
+        } else {
+            &self.always
+        };
+        for &r in always {
+            if let Some(st) = state.get_mut(r as usize) {
+                if !st.touched {
+                    st.touched = true;
+                    touched.push(r);
+                }
+                st.trigger = true;
+            }
+        }
+        let feed = doc.values(4).first().map_or("", |s| s.as_str());
         let mut out = Vec::new();
-        for (r, a, b) in candidates {
-            let occs = &occs[a..b];
-            let Some(rule) = self.rules.get(r as usize) else {
+        for &r in touched.iter() {
+            let (Some(st), Some(info)) = (state.get(r as usize), self.info.get(r as usize)) else {
                 continue;
             };
-            if let Some(g) = &rule.feeds {
-                let feed = doc.values(4).first().map_or("", |s| s.as_str());
-                if !g.is_match(feed) {
+            if !st.trigger {
+                continue;
+            }
+            if info.feeds {
+                let ok = self
+                    .rules
+                    .get(r as usize)
+                    .and_then(|rule| rule.feeds.as_ref())
+                    .is_none_or(|g| g.is_match(feed));
+                if !ok {
                     continue;
                 }
             }
+            let (a, b) = (info.prog as usize, (info.prog + info.prog_len) as usize);
+            let known_true = match quick(self.ops.get(a..b).unwrap_or(&[]), st.mask) {
+                _ if exhaustive => false,
+                Tri::False => continue,
+                Tri::True => true,
+                Tri::Unknown => false,
+            };
             let ev = Eval {
                 set: self,
                 doc,
                 occs,
+                spans,
+                mask: st.mask,
             };
-            // Cheap yes/no first (most candidates fail), hits only then.
-            if !ev.truth(&rule.expr) {
-                continue;
+            if let Some(m) = self.evaluate(&ev, r, known_true, hits) {
+                out.push(m);
             }
-            let Some(found) = ev.eval(&rule.expr) else {
-                continue;
-            };
-            let mut hits: Vec<Hit> = found
-                .iter()
-                .filter_map(|o| {
-                    let leaf = self.leaves.get(o.leaf as usize)?;
-                    Some(Hit {
-                        field: leaf.field,
-                        start: o.start as usize,
-                        end: o.end as usize,
-                        term: leaf.term.clone(),
-                    })
-                })
-                .collect();
-            // The key covers every field, so ties are equal hits.
-            hits.sort_unstable_by(|a, b| {
-                let key = |h: &Hit| {
-                    (
-                        !h.in_text(),
-                        if h.in_text() { Field::Text } else { h.field },
-                        h.start,
-                        h.end,
-                    )
-                };
-                key(a)
-                    .cmp(&key(b))
-                    .then_with(|| (a.field, &a.term).cmp(&(b.field, &b.term)))
-            });
-            hits.dedup();
-            out.push(RuleMatch {
-                rule: r as usize,
-                hits,
-            });
         }
+        for &r in touched.iter() {
+            if let Some(st) = state.get_mut(r as usize) {
+                *st = RuleState::default();
+            }
+        }
+        // Rules were visited in the order the document touched them.
+        out.sort_unstable_by_key(|m| m.rule);
+        for &t in found.iter() {
+            if let Some(sp) = spans.get_mut(t as usize) {
+                *sp = (0, 0);
+            }
+        }
+        s.dirty = false;
         out
     }
 
-    /// Looks every token of `stream` up and records leaf occurrences.
+    /// Evaluates rule `r` in full and builds its hits; `known_true` skips
+    /// the yes/no pass.
+    #[inline(never)]
+    fn evaluate(
+        &self,
+        ev: &Eval<'_>,
+        r: u32,
+        known_true: bool,
+        found: &mut Vec<Occ>,
+    ) -> Option<RuleMatch> {
+        let rule = self.rules.get(r as usize)?;
+        // Cheap yes/no first (most candidates fail), hits only then.
+        if !known_true && !ev.truth(&rule.expr) {
+            return None;
+        }
+        found.clear();
+        if !ev.eval_into(&rule.expr, found) {
+            return None;
+        }
+        let mut hits: Vec<Hit> = found
+            .iter()
+            .filter_map(|o| {
+                let m = self.meta.get(o.leaf as usize)?;
+                Some(Hit {
+                    field: m.field,
+                    start: o.start as usize,
+                    end: o.end as usize,
+                    term: self.terms.get(o.leaf as usize)?.clone(),
+                })
+            })
+            .collect();
+        // The key covers every field, so ties are equal hits.
+        hits.sort_unstable_by(|a, b| {
+            let key = |h: &Hit| {
+                (
+                    !h.in_text(),
+                    if h.in_text() { Field::Text } else { h.field },
+                    h.start,
+                    h.end,
+                )
+            };
+            key(a)
+                .cmp(&key(b))
+                .then_with(|| (a.field, &a.term).cmp(&(b.field, &b.term)))
+        });
+        hits.dedup();
+        Some(RuleMatch {
+            rule: r as usize,
+            hits,
+        })
+    }
+
+    /// Looks every token of `stream` up and records term occurrences.
     fn lookup(
         &self,
         doc: &Document,
@@ -420,9 +834,9 @@ impl RuleSet {
         occs: &mut Vec<Occ>,
         scratch: &mut Scratch,
     ) {
-        // Leaves per distinct surface, looked up once: (start, end) into
-        // `flat`. Word ids follow from surfaces, so this also stems and
-        // prefix-tests each distinct word once.
+        // Terms per distinct surface, looked up once: (start, end) into
+        // `flat`. The surface determines the folded word and the stem, so
+        // this also prefix-tests each distinct word once.
         let Scratch {
             cache,
             flat,
@@ -471,13 +885,13 @@ impl RuleSet {
             } else {
                 (a, b)
             };
-            for &leaf in &flat[a as usize..b as usize] {
-                self.occur(doc, s, stream, tok, leaf, occs, frontier, next);
+            for &term in &flat[a as usize..b as usize] {
+                self.occur(doc, s, stream, tok, term, occs, frontier, next);
             }
         }
     }
 
-    /// Records `leaf` at `tok` if it occurs there (phrases are verified).
+    /// Records `term` at `tok` if it occurs there (phrases are verified).
     #[allow(clippy::too_many_arguments)]
     fn occur(
         &self,
@@ -485,41 +899,24 @@ impl RuleSet {
         s: u32,
         stream: &Stream,
         tok: &Tok,
-        leaf: u32,
+        term: u32,
         occs: &mut Vec<Occ>,
         frontier: &mut Vec<(u32, u32)>,
         next: &mut Vec<(u32, u32)>,
     ) {
-        let Some(m) = self.meta.get(leaf as usize) else {
-            return;
-        };
-        let region = if stream.class == 0 {
-            doc.region_pos(m.field)
-        } else {
-            0..u32::MAX
-        };
-        if !region.contains(&tok.pos) {
-            return;
-        }
-        let (pos_end, end) = match m.tag {
-            Tag::Word | Tag::Prefix => (tok.pos_end, tok.hl_end),
-            Tag::Exact => (tok.pos_end, tok.end),
-            Tag::Phrase => match self.leaves.get(leaf as usize).map(|l| &l.kind) {
-                Some(LeafKind::Phrase { words, slop, exact }) => {
-                    match phrase_end(doc, stream, tok, words, *slop, *exact, frontier, next) {
-                        Some(x) => x,
-                        None => return,
-                    }
+        let (pos_end, end) = match self.term_kinds.get(term as usize) {
+            Some(TermKind::Word | TermKind::Prefix) => (tok.pos_end, tok.hl_end),
+            Some(TermKind::Exact) => (tok.pos_end, tok.end),
+            Some(TermKind::Phrase { words, slop, exact }) => {
+                match phrase_end(doc, stream, tok, words, *slop, *exact, frontier, next) {
+                    Some(x) => x,
+                    None => return,
                 }
-                _ => return,
-            },
-            Tag::Regex => return,
+            }
+            None => return,
         };
-        if pos_end >= region.end {
-            return;
-        }
         occs.push(Occ {
-            leaf,
+            leaf: term,
             stream: s,
             pos: tok.pos,
             pos_end,
@@ -527,6 +924,18 @@ impl RuleSet {
             end,
         });
     }
+}
+
+/// The occurrences of a term that a leaf scoped to `field` may use: for
+/// title, summary and content, those inside that part of the text.
+fn in_region<'a>(doc: &Document, field: Field, occs: &'a [Occ]) -> impl Iterator<Item = &'a Occ> {
+    let region = if class_of(field) == 0 {
+        doc.region_pos(field)
+    } else {
+        0..u32::MAX
+    };
+    occs.iter()
+        .filter(move |o| region.contains(&o.pos) && o.pos_end < region.end)
 }
 
 /// A set of leaves one of which must occur for `e` to be true, with a
@@ -626,10 +1035,15 @@ fn phrase_end(
     frontier.first().copied()
 }
 
+/// One rule's evaluation on an item's term occurrences.
 struct Eval<'a> {
     set: &'a RuleSet,
     doc: &'a Document,
+    /// Term occurrences grouped by term, and each term's span.
     occs: &'a [Occ],
+    spans: &'a [(u32, u32)],
+    /// The rule's leaf mask (see [`Meta::bit`]).
+    mask: u64,
 }
 
 impl Eval<'_> {
@@ -641,53 +1055,42 @@ impl Eval<'_> {
             Expr::And(v) => !v.is_empty() && v.iter().all(|n| self.truth(n)),
             Expr::Or(v) => v.iter().any(|n| self.truth(n)),
             Expr::Near { left, right, .. } => {
-                self.truth(left) && self.truth(right) && self.eval(e).is_some()
+                self.truth(left) && self.truth(right) && self.eval_into(e, &mut Vec::new())
             }
         }
     }
 
     fn has(&self, id: u32) -> bool {
-        match self.set.meta.get(id as usize).map(|m| m.tag) {
-            Some(Tag::Regex) => !self.leaf(id).is_empty(),
-            _ => !self.range(id).is_empty(),
+        match self.set.meta.get(id as usize) {
+            Some(m) if m.tag == Tag::Regex => self.leaf_into(id, &mut Vec::new()),
+            Some(m) if m.bit != NO_BIT => self.mask >> m.bit & 1 == 1,
+            Some(m) => in_region(self.doc, m.field, self.term_occs(m.term))
+                .next()
+                .is_some(),
+            None => false,
         }
     }
 
-    /// The occurrences of an indexed leaf (`occs` is sorted by leaf).
-    fn range(&self, id: u32) -> &[Occ] {
-        let a = self.occs.partition_point(|o| o.leaf < id);
-        let rest = &self.occs[a..];
-        let n = rest.partition_point(|o| o.leaf == id);
-        &rest[..n]
+    /// The occurrences of term `t`.
+    fn term_occs(&self, t: u32) -> &[Occ] {
+        let (a, b) = self.spans.get(t as usize).copied().unwrap_or((0, 0));
+        self.occs.get(a as usize..b as usize).unwrap_or(&[])
     }
 
-    /// `None`: false. `Some(occurrences)`: true, with the occurrences that
-    /// contributed (empty for a true NOT).
-    fn eval(&self, e: &Expr) -> Option<Vec<Occ>> {
-        match e {
-            Expr::Leaf(id) => {
-                let v = self.leaf(*id);
-                (!v.is_empty()).then_some(v)
-            }
-            Expr::Not(n) => match self.eval(n) {
-                Some(_) => None,
-                None => Some(Vec::new()),
-            },
-            Expr::And(v) => {
-                let mut out = Vec::new();
-                for n in v {
-                    out.extend(self.eval(n)?);
-                }
-                (!v.is_empty()).then_some(out)
-            }
+    /// Whether `e` holds; if so, appends the occurrences that contributed
+    /// (none for a true NOT), else leaves `out` as it was.
+    fn eval_into(&self, e: &Expr, out: &mut Vec<Occ>) -> bool {
+        let mark = out.len();
+        let ok = match e {
+            Expr::Leaf(id) => self.leaf_into(*id, out),
+            Expr::Not(n) => !self.truth(n),
+            Expr::And(v) => !v.is_empty() && v.iter().all(|n| self.eval_into(n, out)),
             Expr::Or(v) => {
-                let mut out: Option<Vec<Occ>> = None;
+                let mut any = false;
                 for n in v {
-                    if let Some(o) = self.eval(n) {
-                        out.get_or_insert_with(Vec::new).extend(o);
-                    }
+                    any |= self.eval_into(n, out);
                 }
-                out
+                any
             }
             Expr::Near {
                 left,
@@ -695,8 +1098,10 @@ impl Eval<'_> {
                 distance,
                 ordered,
             } => {
-                let a = self.eval(left)?;
-                let b = self.eval(right)?;
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                if !self.eval_into(left, &mut a) || !self.eval_into(right, &mut b) {
+                    return false;
+                }
                 let near = |x: &Occ, y: &Occ| {
                     if x.stream != y.stream {
                         return false;
@@ -709,36 +1114,46 @@ impl Eval<'_> {
                         false
                     }
                 };
-                let mut out: Vec<Occ> = a
-                    .iter()
-                    .filter(|x| b.iter().any(|y| near(x, y)))
-                    .copied()
-                    .collect();
-                if out.is_empty() {
-                    return None;
+                out.extend(a.iter().filter(|x| b.iter().any(|y| near(x, y))));
+                if out.len() == mark {
+                    return false;
                 }
                 out.extend(b.iter().filter(|y| a.iter().any(|x| near(x, y))));
-                Some(out)
+                true
             }
+        };
+        if !ok {
+            out.truncate(mark);
         }
+        ok
     }
 
-    fn leaf(&self, id: u32) -> Vec<Occ> {
-        match self.set.leaves.get(id as usize) {
-            Some(Leaf {
-                kind: LeafKind::Regex(re),
-                field,
-                ..
-            }) => regex_occs(self.doc, id, *field, re),
-            _ => self.range(id).to_vec(),
+    /// Appends the occurrences of leaf `id`; whether there were any.
+    fn leaf_into(&self, id: u32, out: &mut Vec<Occ>) -> bool {
+        let mark = out.len();
+        let Some(m) = self.set.meta.get(id as usize) else {
+            return false;
+        };
+        if m.tag != Tag::Regex {
+            out.extend(
+                in_region(self.doc, m.field, self.term_occs(m.term))
+                    .map(|o| Occ { leaf: id, ..*o }),
+            );
+        } else if let Some(Leaf {
+            kind: LeafKind::Regex(re),
+            field,
+            ..
+        }) = self.set.leaves.get(id as usize)
+        {
+            regex_occs(self.doc, id, *field, re, out);
         }
+        out.len() > mark
     }
 }
 
 /// Non-empty matches of a regex leaf on the raw text of its field.
-fn regex_occs(doc: &Document, leaf: u32, field: Field, re: &regex::Regex) -> Vec<Occ> {
+fn regex_occs(doc: &Document, leaf: u32, field: Field, re: &regex::Regex, out: &mut Vec<Occ>) {
     let class = class_of(field);
-    let mut out = Vec::new();
     let mut run = |s: usize, stream: &Stream, value: &str, base_chars: usize| {
         let mut cursor = CharCursor::new(value);
         for m in re.find_iter(value) {
@@ -766,7 +1181,7 @@ fn regex_occs(doc: &Document, leaf: u32, field: Field, re: &regex::Regex) -> Vec
     };
     if class == 0 {
         let Some(stream) = doc.streams.first() else {
-            return out;
+            return;
         };
         match doc.region(field) {
             None => run(0, stream, &doc.text, 0),
@@ -790,7 +1205,6 @@ fn regex_occs(doc: &Document, leaf: u32, field: Field, re: &regex::Regex) -> Vec
             }
         }
     }
-    out
 }
 
 /// Lowers one spec: `query`, or any/all/none. Returns the expression and

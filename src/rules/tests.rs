@@ -432,7 +432,7 @@ fn aliases_expand_nested_and_take_the_field() {
     let d = doc("Mine clearance in Kursk oblast");
     let m = rules.matches(&d);
     assert_eq!(m[0].rule, 0);
-    let terms: Vec<&str> = m[0].hits.iter().map(|h| h.term.as_str()).collect();
+    let terms: Vec<&str> = m[0].hits.iter().map(|h| &*h.term).collect();
     assert_eq!(terms, ["\"mine clearance\"", "Kursk", "\"Kursk oblast\""]);
     // Inner explicit field wins.
     let a = aliases(&[("x", &["content:Kursk"])]);
@@ -626,7 +626,7 @@ fn shorthands() {
     assert_eq!(ids("Kim Jong Un"), [5]);
     let d = doc("North Korea troops");
     let m = rules.matches(&d);
-    assert_eq!(m[0].hits[0].term, "North Korea");
+    assert_eq!(&*m[0].hits[0].term, "North Korea");
 }
 
 #[test]
@@ -732,4 +732,83 @@ fn every_error_in_one_query_is_reported() {
         e.iter().any(|e| e.message.contains("at least 3 letters")),
         "{e:?}"
     );
+}
+
+/// A rule over a small vocabulary, as a query: every operator, fields,
+/// phrases, prefixes, exact terms, regexes and aliases.
+fn arb_query() -> impl Strategy<Value = String> {
+    let word = prop::sample::select(vec![
+        "kursk",
+        "Kursk",
+        "=Kursk",
+        "mine",
+        "mines",
+        "demin*",
+        "de-mining",
+        "border",
+        "north",
+        "korea",
+        "Курск",
+        "Курской",
+        "сапер*",
+        "@k",
+        "title:kursk",
+        "content:border",
+        "summary:mine",
+        "author:jane",
+        "category:world",
+        "feed:wire",
+        "link:example",
+        "/kur+sk/i",
+        "\"north korea\"",
+        "\"mine border\"~2",
+        "=\"North Korea\"",
+    ])
+    .prop_map(str::to_string);
+    word.prop_recursive(4, 24, 4, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} AND {b})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} OR {b})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} -{b})")),
+            inner.clone().prop_map(|a| format!("(NOT {a})")),
+            (inner.clone(), inner.clone(), 0u32..6)
+                .prop_map(|(a, b, n)| format!("({a} NEAR/{n} {b})")),
+            (inner.clone(), inner, 0u32..6).prop_map(|(a, b, n)| format!("({a} ONEAR/{n} {b})")),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn shortcuts_never_change_results(
+        queries in prop::collection::vec(arb_query(), 1..40),
+        words in prop::collection::vec(prop::sample::select(vec![
+            "Kursk", "kursk", "mine", "mines", "mining", "de-mining", "demining", "border",
+            "North", "Korea", "Курск", "Курской", "саперы", "the", "of", "jane", ".", "\n\n",
+        ]), 0..60),
+        title_len in 0usize..8,
+    ) {
+        let specs: Vec<RuleSpec> = queries
+            .iter()
+            .enumerate()
+            .map(|(i, query)| RuleSpec { id: format!("r{i}"), ..q(query) })
+            .collect();
+        let Ok((rules, _)) = RuleSet::compile(specs, &aliases(&[("k", &["Kursk", "Курск"])])) else {
+            return Ok(());
+        };
+        let split = title_len.min(words.len());
+        let title = words[..split].join(" ");
+        let body = words[split..].join(" ");
+        let authors = vec!["Jane Doe".to_string()];
+        let categories = vec!["World".to_string()];
+        let d = Document::new(DocFields {
+            link: Some("https://example.invalid/kursk"),
+            authors: &authors,
+            categories: &categories,
+            feed: "wire-world",
+            ..fields(&title, "", &body)
+        });
+        prop_assert_eq!(rules.matches(&d), rules.matches_exhaustive(&d));
+    }
 }
