@@ -5,10 +5,12 @@
 //! (mostly rare names, some common news words), phrases, sloppy phrases,
 //! prefixes, AND/NOT, NEAR/ONEAR over groups, field scopes (title, content,
 //! author, category, feed), aliases, `any`/`all`/`none` shorthands, and a
-//! few regexes. Rule terms are 70% rare names, 30% words items use. Items
-//! are ~1.2 KB of English or Russian wire text: stop words, ~90 news words,
-//! place names and a 1,500-word everyday vocabulary, so some rules hit every
-//! item and a few percent of the rules are candidates for each.
+//! few regexes. Items are ~1.2 KB of English or Russian wire text: stop
+//! words, ~90 news words, place names and a 1,500-word everyday vocabulary.
+//! Two term mixes: `item_vs_rules` (a watch list: 10% of rule terms are
+//! words the items use, about 1.2% of 10,000 rules match each item) and
+//! `item_vs_broad_rules` (a stress case: 30%, about 3% match each item).
+//! The setup prints the matching rules per item.
 
 use std::fmt::Write as _;
 
@@ -252,19 +254,52 @@ fn everyday(k: usize) -> String {
 
 const EVERYDAY: usize = 1_500;
 
-/// A rule term: 70% rare names, 15% everyday words, 5% news words, 10%
-/// places and Russian words.
-fn term(rng: &mut Rng) -> String {
-    match rng.below(20) {
-        0..=2 => everyday(rng.below(EVERYDAY)),
-        3 => rng.pick(EN).to_string(),
-        4 => rng.pick(PLACES).to_string(),
-        5 => rng.pick(RU).to_string(),
-        _ => name(rng),
-    }
+/// How often rule terms are words the items use, per 100 terms; the rest
+/// are rare names that never occur.
+#[derive(Clone, Copy)]
+struct Mix {
+    everyday: usize,
+    news: usize,
+    places: usize,
+    russian: usize,
 }
 
-fn aliases() -> Aliases {
+/// A watch list: 90% names, 10% words the items use (4% everyday words,
+/// 2% each news words, places, Russian words). About 1.2% of 10,000 such
+/// rules match each item.
+const TYPICAL: Mix = Mix {
+    everyday: 4,
+    news: 2,
+    places: 2,
+    russian: 2,
+};
+
+/// A stress case: 30% of the terms are words the items use (15% everyday
+/// words, 5% each news words, places, Russian words). About 3% of 10,000
+/// such rules match each item.
+const BROAD: Mix = Mix {
+    everyday: 15,
+    news: 5,
+    places: 5,
+    russian: 5,
+};
+
+fn term(rng: &mut Rng, mix: Mix) -> String {
+    let k = rng.below(100);
+    let mut edge = mix.everyday;
+    if k < edge {
+        return everyday(rng.below(EVERYDAY));
+    }
+    for (n, words) in [(mix.news, EN), (mix.places, PLACES), (mix.russian, RU)] {
+        edge += n;
+        if k < edge {
+            return rng.pick(words).to_string();
+        }
+    }
+    name(rng)
+}
+
+fn aliases(mix: Mix) -> Aliases {
     let mut a = Aliases::new();
     let mut rng = Rng(7);
     a.insert(
@@ -281,18 +316,22 @@ fn aliases() -> Aliases {
         ],
     );
     for i in 0..200 {
-        let v = (0..3).map(|_| term(&mut rng)).collect();
+        let v = (0..3).map(|_| term(&mut rng, mix)).collect();
         a.insert(format!("a{i}"), v);
     }
     a
 }
 
 /// `n` mixed-operator rules.
-fn specs(n: usize) -> Vec<RuleSpec> {
+fn specs(n: usize, mix: Mix) -> Vec<RuleSpec> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let (a, b, c) = (term(&mut rng), term(&mut rng), term(&mut rng));
+        let (a, b, c) = (
+            term(&mut rng, mix),
+            term(&mut rng, mix),
+            term(&mut rng, mix),
+        );
         let query = match i % 16 {
             0 => a,
             1 => format!("\"{a} {b}\""),
@@ -312,7 +351,7 @@ fn specs(n: usize) -> Vec<RuleSpec> {
                 out.push(RuleSpec {
                     id: format!("r{i}"),
                     any: vec![a, format!("{b} {c}")],
-                    none: vec![term(&mut rng)],
+                    none: vec![term(&mut rng, mix)],
                     ..RuleSpec::default()
                 });
                 continue;
@@ -344,8 +383,8 @@ fn specs(n: usize) -> Vec<RuleSpec> {
     out
 }
 
-fn rules(n: usize) -> RuleSet {
-    match RuleSet::compile(specs(n), &aliases()) {
+fn rules(n: usize, mix: Mix) -> RuleSet {
+    match RuleSet::compile(specs(n, mix), &aliases(mix)) {
         Ok((set, _)) => set,
         Err(e) => panic!("bench rules do not compile: {:?}", &e[..e.len().min(3)]),
     }
@@ -419,26 +458,39 @@ fn bench_match(c: &mut Criterion) {
     let categories = vec!["World".to_string(), "Europe".to_string()];
     let mut g = c.benchmark_group("match");
     g.throughput(Throughput::Elements(1));
-    for n in [10, 1_000, 10_000] {
-        let set = rules(n);
-        let mut i = 0;
-        g.bench_with_input(BenchmarkId::new("item_vs_rules", n), &set, |b, set| {
-            b.iter(|| {
-                let (title, body) = &items[i % items.len()];
-                i += 1;
-                let doc = document(title, body, &authors, &categories);
-                set.matches(&doc).len()
-            })
-        });
+    for (mix_name, mix, sizes) in [
+        ("item_vs_rules", TYPICAL, &[10, 1_000, 10_000][..]),
+        ("item_vs_broad_rules", BROAD, &[10_000][..]),
+    ] {
+        for &n in sizes {
+            let set = rules(n, mix);
+            let matched: usize = items
+                .iter()
+                .map(|(t, b)| set.matches(&document(t, b, &authors, &categories)).len())
+                .sum();
+            eprintln!(
+                "{mix_name}/{n}: {:.1} matching rules per item",
+                matched as f64 / items.len() as f64
+            );
+            let mut i = 0;
+            g.bench_with_input(BenchmarkId::new(mix_name, n), &set, |b, set| {
+                b.iter(|| {
+                    let (title, body) = &items[i % items.len()];
+                    i += 1;
+                    let doc = document(title, body, &authors, &categories);
+                    set.matches(&doc).len()
+                })
+            });
+        }
     }
     g.finish();
 }
 
 fn bench_compile(c: &mut Criterion) {
-    let specs = specs(10_000);
-    let aliases = aliases();
+    let specs = specs(10_000, TYPICAL);
+    let aliases = aliases(TYPICAL);
     if let Some(before) = rss_bytes() {
-        let set = rules(10_000);
+        let set = rules(10_000, TYPICAL);
         if let Some(after) = rss_bytes() {
             eprintln!(
                 "compiled 10,000 rules: resident memory grew by {:.1} MB ({} rules)",

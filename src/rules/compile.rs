@@ -8,7 +8,6 @@ use regex::{Regex, RegexBuilder};
 
 use super::ast::{Field, Node, Span, TermKind};
 use super::document::{class_of, split_of, split_words};
-use super::query::parse_query;
 use crate::text::{fold, stem};
 
 /// The largest NEAR distance and phrase slop.
@@ -185,7 +184,8 @@ pub(super) type Parsed = BTreeMap<String, Vec<(String, Option<Node>)>>;
 
 /// Parses a shorthand or alias element: several plain words are a phrase,
 /// anything else is a query.
-pub(super) fn parse_element(s: &str) -> Result<Node, super::query::QueryError> {
+/// Every error in the element is returned, in order.
+pub(super) fn parse_element(s: &str) -> Result<Node, Vec<super::query::QueryError>> {
     let parts: Vec<&str> = s.split_whitespace().collect();
     let plain = parts.len() > 1
         && parts.iter().all(|p| {
@@ -205,7 +205,7 @@ pub(super) fn parse_element(s: &str) -> Result<Node, super::query::QueryError> {
             span: start..s.trim_end().len(),
         });
     }
-    parse_query(s)
+    super::query::parse_query_all_errors(s)
 }
 
 /// Parses every alias element and reports bad names and parse errors.
@@ -248,11 +248,11 @@ pub(super) fn parse_aliases(aliases: &Aliases, errors: &mut Vec<RuleError>) -> P
                 }
                 match parse_element(e) {
                     Ok(n) => (e.clone(), Some(n)),
-                    Err(err) => {
-                        errors.push(RuleError {
+                    Err(errs) => {
+                        errors.extend(errs.into_iter().map(|err| RuleError {
                             at: loc(Some(i), Some(err.offset)),
                             message: err.message,
-                        });
+                        }));
                         (e.clone(), None)
                     }
                 }

@@ -1266,11 +1266,11 @@ fn lower_spec(low: &mut Lowerer<'_>, i: usize, spec: &RuleSpec) -> (Option<Expr>
                     Some(e) => out.push(e),
                     None => failed = true,
                 },
-                Err(e) => {
-                    low.errors.push(RuleError {
+                Err(errs) => {
+                    low.errors.extend(errs.into_iter().map(|e| RuleError {
                         at: loc.at(Some(e.offset)),
                         message: e.message,
-                    });
+                    }));
                     failed = true;
                 }
             }

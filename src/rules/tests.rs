@@ -812,3 +812,22 @@ proptest! {
         prop_assert_eq!(rules.matches(&d), rules.matches_exhaustive(&d));
     }
 }
+
+#[test]
+fn every_error_in_list_and_alias_elements_is_reported() {
+    let e = errors(
+        vec![lists(&["Shoigu NEAR/x Pyongyang AND de*"], &[], &[])],
+        &aliases(&[("k", &["Kursk AND (", "x NEAR/99 y OR *sk"])]),
+    );
+    let any: Vec<_> = e.iter().filter(|e| e.at.list == "any").collect();
+    assert!(any.len() >= 2, "{e:?}");
+    assert!(
+        any.iter().any(|e| e.message.contains("at least 3 letters")),
+        "{e:?}"
+    );
+    let second: Vec<_> = e
+        .iter()
+        .filter(|e| e.at.list == "aliases" && e.at.index == Some(1))
+        .collect();
+    assert!(second.len() >= 2, "{e:?}");
+}
