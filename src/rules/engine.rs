@@ -774,7 +774,6 @@ impl RuleSet {
 
     /// Evaluates rule `r` in full and builds its hits; `known_true` skips
     /// the yes/no pass.
-    #[inline(never)]
     fn evaluate(
         &self,
         ev: &Eval<'_>,
@@ -836,7 +835,7 @@ impl RuleSet {
     ) {
         // Terms per distinct surface, looked up once: (start, end) into
         // `flat`. The surface determines the folded word and the stem, so
-        // this also prefix-tests each distinct word once.
+        // each distinct word is also prefix-tested once per stream.
         let Scratch {
             cache,
             flat,
