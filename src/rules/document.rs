@@ -59,10 +59,11 @@ pub(super) fn split_of(class: usize) -> Split {
 pub(super) fn split_words(text: &str, split: Split) -> Vec<(usize, &str)> {
     match split {
         Split::Words if text.is_ascii() => ascii_words(text),
-        Split::Words => text
-            .unicode_word_indices()
-            .filter(|(_, w)| w.chars().any(char::is_alphanumeric))
-            .collect(),
+        Split::Words => common_words(text).unwrap_or_else(|| {
+            text.unicode_word_indices()
+                .filter(|(_, w)| w.chars().any(char::is_alphanumeric))
+                .collect()
+        }),
         Split::Alnum => {
             let mut out = Vec::new();
             let mut start = None;
@@ -126,6 +127,131 @@ fn ascii_words(text: &str) -> Vec<(usize, &str)> {
         }
     }
     out
+}
+
+/// Word_Break classes (UAX #29) that matter between the characters
+/// [`wb_class`] knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wb {
+    /// ALetter.
+    Letter,
+    /// Numeric.
+    Digit,
+    /// ExtendNumLet (`_`).
+    Under,
+    /// MidLetter: joins two letters.
+    MidLetter,
+    /// MidNum: joins two digits.
+    MidNum,
+    /// MidNumLet or Single_Quote: joins two letters or two digits.
+    MidNumLet,
+    /// Anything that neither joins nor is part of a word (Other, spaces,
+    /// line breaks, `"`).
+    Break,
+}
+
+/// The Word_Break class of `c` for the characters whose class is known
+/// here (ASCII, Latin-1 and Latin Extended-A/B letters, Cyrillic letters
+/// and common punctuation, spaces and symbols of news text: none of them
+/// alphanumeric unless a letter or digit, none Extend, Format, ZWJ,
+/// Extended_Pictographic or a regional indicator); `None` for any other.
+/// Checked against the Unicode tables by `common_tests`.
+fn wb_class(c: char) -> Option<Wb> {
+    Some(match c {
+        'a'..='z' | 'A'..='Z' => Wb::Letter,
+        '0'..='9' => Wb::Digit,
+        '_' => Wb::Under,
+        ':' | '\u{B7}' | '\u{2027}' => Wb::MidLetter,
+        ',' | ';' => Wb::MidNum,
+        '.' | '\'' | '\u{2018}' | '\u{2019}' | '\u{2024}' => Wb::MidNumLet,
+        '\0'..='\x7f' => Wb::Break,
+        '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{24F}' => Wb::Letter,
+        '\u{400}'..='\u{481}' | '\u{48A}'..='\u{52F}' => Wb::Letter,
+        // Latin-1 punctuation and symbols: not ª º µ ¸ (letters), the
+        // soft hyphen (Format), © ® (pictographic), ² ³ ¹ ¼ ½ ¾ (numbers).
+        '\u{85}'
+        | '\u{A0}'..='\u{A8}'
+        | '\u{AB}'
+        | '\u{AC}'
+        | '\u{AF}'..='\u{B1}'
+        | '\u{B4}'
+        | '\u{B6}'
+        | '\u{BB}'
+        | '\u{BF}'
+        | '\u{D7}'
+        | '\u{F7}' => Wb::Break,
+        // Spaces (not the zero-width ones U+200B-U+200F), dashes, quotes,
+        // bullets, `…`, line and paragraph separators (not the bidi
+        // controls U+202A-U+202E or U+202F, which is ExtendNumLet),
+        // `‰ ′ ″ ‹ ›`, currency signs, `№`.
+        '\u{2000}'..='\u{200A}'
+        | '\u{2010}'..='\u{2017}'
+        | '\u{201A}'..='\u{2023}'
+        | '\u{2025}'
+        | '\u{2026}'
+        | '\u{2028}'
+        | '\u{2029}'
+        | '\u{2030}'
+        | '\u{2032}'
+        | '\u{2033}'
+        | '\u{2039}'
+        | '\u{203A}'
+        | '\u{20A0}'..='\u{20C0}'
+        | '\u{2116}' => Wb::Break,
+        _ => return None,
+    })
+}
+
+/// UAX #29 words of `text` holding a letter or digit when every char of
+/// `text` has a [`wb_class`] (`None` otherwise): the same as
+/// `unicode_word_indices`, by rules WB5-WB13b restricted to those chars
+/// (letters, digits and `_` join; MidLetter and MidNumLet between letters,
+/// MidNum and MidNumLet between digits). Proptests in `common_tests`
+/// compare the two.
+fn common_words(text: &str) -> Option<Vec<(usize, &str)>> {
+    let mut out = Vec::with_capacity(text.len() / 6 + 1);
+    // The word being read: start, whether it has a letter or digit, the
+    // class of its last char, its end, and a Mid char right after it.
+    let mut word: Option<(usize, bool)> = None;
+    let (mut last, mut end, mut mid) = (Wb::Break, 0, None);
+    for (i, c) in text.char_indices() {
+        let k = wb_class(c)?;
+        match k {
+            Wb::Letter | Wb::Digit | Wb::Under => {
+                if let Some(m) = mid.take() {
+                    let joins = match (last, k) {
+                        (Wb::Letter, Wb::Letter) => matches!(m, Wb::MidLetter | Wb::MidNumLet),
+                        (Wb::Digit, Wb::Digit) => matches!(m, Wb::MidNum | Wb::MidNumLet),
+                        _ => false,
+                    };
+                    if !joins {
+                        if let Some((s, true)) = word {
+                            out.push((s, text.get(s..end)?));
+                        }
+                        word = None;
+                    }
+                }
+                let (s, alnum) = word.unwrap_or((i, false));
+                word = Some((s, alnum || k != Wb::Under));
+                last = k;
+                end = i + c.len_utf8();
+            }
+            Wb::MidLetter | Wb::MidNum | Wb::MidNumLet if word.is_some() && mid.is_none() => {
+                mid = Some(k);
+            }
+            _ => {
+                if let Some((s, true)) = word {
+                    out.push((s, text.get(s..end)?));
+                }
+                word = None;
+                mid = None;
+            }
+        }
+    }
+    if let Some((s, true)) = word {
+        out.push((s, text.get(s..end)?));
+    }
+    Some(out)
 }
 
 /// One token of a stream. Regular tokens have `pos == pos_end`; a
@@ -678,6 +804,108 @@ mod ascii_tests {
         #[test]
         fn ascii_words_agree_any_ascii(text in "[\\x00-\\x7f]{0,40}") {
             prop_assert_eq!(ascii_words(&text), uax(&text));
+        }
+    }
+}
+
+#[cfg(test)]
+mod common_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn uax(text: &str) -> Vec<(usize, &str)> {
+        text.unicode_word_indices()
+            .filter(|(_, w)| w.chars().any(char::is_alphanumeric))
+            .collect()
+    }
+
+    /// Every char `wb_class` knows.
+    fn known() -> impl Iterator<Item = char> {
+        ('\0'..='\u{2200}').filter(|&c| wb_class(c).is_some())
+    }
+
+    /// Each known char between probes of every class: any char classed
+    /// wrongly changes the words of one of these strings.
+    #[test]
+    fn every_known_char_is_classed_right() {
+        let probes = [
+            'a', 'я', 'é', '1', '_', '.', ',', ':', '\'', '’', ' ', '\n', '"', '·',
+        ];
+        let mut t = String::new();
+        for c in known() {
+            assert_eq!(common_words(&c.to_string()), Some(uax(&c.to_string())));
+            for x in probes {
+                for y in probes {
+                    for s in [[x, c, y], [c, x, c], [x, y, c], [c, x, y]] {
+                        t.clear();
+                        t.extend(s);
+                        assert_eq!(common_words(&t), Some(uax(&t)), "{t:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_chars_fall_back() {
+        for t in [
+            "Курск\u{AD}ой",
+            "10\u{202F}000 руб",
+            "м² и м³",
+            "©Reuters",
+            "Ко\u{301}рвет",
+            "🔥 Удар",
+            "Айдар\u{200D}",
+        ] {
+            assert_eq!(common_words(t), None, "{t:?}");
+            assert_eq!(split_words(t, Split::Words), uax(t), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn common_words_examples() {
+        for t in [
+            "«Курск» — 1,5 млн ₽, №\u{A0}5… Kursk’s O’Brien’s 3’4 а·б а‧б 1․2 а․б",
+            "Ёлка_2024 café-au-lait Zelenský «Ёж»\r\n\nx;y 3;4 ‘quoted’",
+            "",
+            "…",
+        ] {
+            assert_eq!(common_words(t), Some(uax(t)), "{t:?}");
+        }
+    }
+
+    /// Chars of generated strings: common ones of every class, the whole
+    /// Latin and Cyrillic blocks, punctuation blocks with unknown chars.
+    fn tricky() -> impl Strategy<Value = char> {
+        prop_oneof![
+            6 => prop::sample::select(vec![
+                'a', 'Z', 'é', 'я', 'Ё', '1', '0', '_', '.', ',', ';', ':', '\'', '’',
+                '‘', '·', '․', '‧', ' ', '\n', '\r', '-', '‐', '–', '—', '«', '»', '"',
+                '\u{A0}', '…', '¸', 'ª', '²',
+            ]),
+            2 => prop::char::range('\u{C0}', '\u{24F}'),
+            2 => prop::char::range('\u{400}', '\u{52F}'),
+            1 => prop::char::range('\u{80}', '\u{BF}'),
+            1 => prop::char::range('\u{2000}', '\u{2040}'),
+            1 => prop::char::range('\u{20A0}', '\u{20C0}'),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn common_words_agree(chars in prop::collection::vec(
+            tricky().prop_filter("known", |&c| wb_class(c).is_some()), 0..40)
+        ) {
+            let text: String = chars.into_iter().collect();
+            prop_assert_eq!(common_words(&text), Some(uax(&text)));
+        }
+
+        #[test]
+        fn split_words_agree(chars in prop::collection::vec(
+            prop_oneof![20 => tricky(), 1 => any::<char>()], 0..40)
+        ) {
+            let text: String = chars.into_iter().collect();
+            prop_assert_eq!(split_words(&text, Split::Words), uax(&text));
         }
     }
 }
