@@ -59,10 +59,11 @@ pub(super) fn split_of(class: usize) -> Split {
 pub(super) fn split_words(text: &str, split: Split) -> Vec<(usize, &str)> {
     match split {
         Split::Words if text.is_ascii() => ascii_words(text),
-        Split::Words => text
-            .unicode_word_indices()
-            .filter(|(_, w)| w.chars().any(char::is_alphanumeric))
-            .collect(),
+        Split::Words => common_words(text).unwrap_or_else(|| {
+            text.unicode_word_indices()
+                .filter(|(_, w)| w.chars().any(char::is_alphanumeric))
+                .collect()
+        }),
         Split::Alnum => {
             let mut out = Vec::new();
             let mut start = None;
@@ -128,6 +129,131 @@ fn ascii_words(text: &str) -> Vec<(usize, &str)> {
     out
 }
 
+/// Word_Break classes (UAX #29) that matter between the characters
+/// [`wb_class`] knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wb {
+    /// ALetter.
+    Letter,
+    /// Numeric.
+    Digit,
+    /// ExtendNumLet (`_`).
+    Under,
+    /// MidLetter: joins two letters.
+    MidLetter,
+    /// MidNum: joins two digits.
+    MidNum,
+    /// MidNumLet or Single_Quote: joins two letters or two digits.
+    MidNumLet,
+    /// Anything that neither joins nor is part of a word (Other, spaces,
+    /// line breaks, `"`).
+    Break,
+}
+
+/// The Word_Break class of `c` for the characters whose class is known
+/// here (ASCII, Latin-1 and Latin Extended-A/B letters, Cyrillic letters
+/// and common punctuation, spaces and symbols of news text: none of them
+/// alphanumeric unless a letter or digit, none Extend, Format, ZWJ,
+/// Extended_Pictographic or a regional indicator); `None` for any other.
+/// Checked against the Unicode tables by `common_tests`.
+fn wb_class(c: char) -> Option<Wb> {
+    Some(match c {
+        'a'..='z' | 'A'..='Z' => Wb::Letter,
+        '0'..='9' => Wb::Digit,
+        '_' => Wb::Under,
+        ':' | '\u{B7}' | '\u{2027}' => Wb::MidLetter,
+        ',' | ';' => Wb::MidNum,
+        '.' | '\'' | '\u{2018}' | '\u{2019}' | '\u{2024}' => Wb::MidNumLet,
+        '\0'..='\x7f' => Wb::Break,
+        '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{24F}' => Wb::Letter,
+        '\u{400}'..='\u{481}' | '\u{48A}'..='\u{52F}' => Wb::Letter,
+        // Latin-1 punctuation and symbols: not ª º µ ¸ (letters), the
+        // soft hyphen (Format), © ® (pictographic), ² ³ ¹ ¼ ½ ¾ (numbers).
+        '\u{85}'
+        | '\u{A0}'..='\u{A8}'
+        | '\u{AB}'
+        | '\u{AC}'
+        | '\u{AF}'..='\u{B1}'
+        | '\u{B4}'
+        | '\u{B6}'
+        | '\u{BB}'
+        | '\u{BF}'
+        | '\u{D7}'
+        | '\u{F7}' => Wb::Break,
+        // Spaces (not the zero-width ones U+200B-U+200F), dashes, quotes,
+        // bullets, `…`, line and paragraph separators (not the bidi
+        // controls U+202A-U+202E or U+202F, which is ExtendNumLet),
+        // `‰ ′ ″ ‹ ›`, currency signs, `№`.
+        '\u{2000}'..='\u{200A}'
+        | '\u{2010}'..='\u{2017}'
+        | '\u{201A}'..='\u{2023}'
+        | '\u{2025}'
+        | '\u{2026}'
+        | '\u{2028}'
+        | '\u{2029}'
+        | '\u{2030}'
+        | '\u{2032}'
+        | '\u{2033}'
+        | '\u{2039}'
+        | '\u{203A}'
+        | '\u{20A0}'..='\u{20C0}'
+        | '\u{2116}' => Wb::Break,
+        _ => return None,
+    })
+}
+
+/// UAX #29 words of `text` holding a letter or digit when every char of
+/// `text` has a [`wb_class`] (`None` otherwise): the same as
+/// `unicode_word_indices`, by rules WB5-WB13b restricted to those chars
+/// (letters, digits and `_` join; MidLetter and MidNumLet between letters,
+/// MidNum and MidNumLet between digits). Proptests in `common_tests`
+/// compare the two.
+fn common_words(text: &str) -> Option<Vec<(usize, &str)>> {
+    let mut out = Vec::with_capacity(text.len() / 6 + 1);
+    // The word being read: start, whether it has a letter or digit, the
+    // class of its last char, its end, and a Mid char right after it.
+    let mut word: Option<(usize, bool)> = None;
+    let (mut last, mut end, mut mid) = (Wb::Break, 0, None);
+    for (i, c) in text.char_indices() {
+        let k = wb_class(c)?;
+        match k {
+            Wb::Letter | Wb::Digit | Wb::Under => {
+                if let Some(m) = mid.take() {
+                    let joins = match (last, k) {
+                        (Wb::Letter, Wb::Letter) => matches!(m, Wb::MidLetter | Wb::MidNumLet),
+                        (Wb::Digit, Wb::Digit) => matches!(m, Wb::MidNum | Wb::MidNumLet),
+                        _ => false,
+                    };
+                    if !joins {
+                        if let Some((s, true)) = word {
+                            out.push((s, text.get(s..end)?));
+                        }
+                        word = None;
+                    }
+                }
+                let (s, alnum) = word.unwrap_or((i, false));
+                word = Some((s, alnum || k != Wb::Under));
+                last = k;
+                end = i + c.len_utf8();
+            }
+            Wb::MidLetter | Wb::MidNum | Wb::MidNumLet if word.is_some() && mid.is_none() => {
+                mid = Some(k);
+            }
+            _ => {
+                if let Some((s, true)) = word {
+                    out.push((s, text.get(s..end)?));
+                }
+                word = None;
+                mid = None;
+            }
+        }
+    }
+    if let Some((s, true)) = word {
+        out.push((s, text.get(s..end)?));
+    }
+    Some(out)
+}
+
 /// One token of a stream. Regular tokens have `pos == pos_end`; a
 /// hyphen-joined token ("de-mining" -> `demining`) spans the positions of
 /// its parts. Char offsets are into the field string (see
@@ -145,10 +271,9 @@ pub(super) struct Tok {
     /// Only whitespace (at most one line break) and hyphens separate this
     /// token from the previous position.
     pub clean_before: bool,
-    /// Index into [`Document::words`].
-    pub word: u32,
-    /// Index into [`Document::surfaces`]: the token exactly as written (a
-    /// joined token: its parts concatenated).
+    /// Surface id: the token exactly as written (a joined token: its parts
+    /// concatenated) is [`Document::surface`]; equal surfaces of a document
+    /// share one id, below [`Document::surface_count`].
     pub surface: u32,
 }
 
@@ -199,14 +324,10 @@ pub struct Document {
     /// The same values joined by `\n`: what non-text hit offsets index.
     joined: [String; 4],
     pub(super) streams: Vec<Stream>,
-    /// Distinct surface forms of the document.
-    surfaces: Vec<String>,
-    /// Distinct folded words of the document.
-    words: Vec<String>,
-    /// `word_key[w]`: index into `keys` of the stem of `words[w]`.
-    word_key: Vec<u32>,
-    /// Distinct stems.
-    keys: Vec<String>,
+    /// Surfaces, folded words and stems of the lexemes.
+    lex: String,
+    /// Distinct surface forms of the document, by surface id.
+    lexemes: Vec<Lexeme>,
 }
 
 impl Document {
@@ -274,13 +395,29 @@ impl Document {
             values,
             joined,
             streams: Vec::new(),
-            surfaces: Vec::new(),
-            words: Vec::new(),
-            word_key: Vec::new(),
-            keys: Vec::new(),
+            lex: String::new(),
+            lexemes: Vec::new(),
         };
-        let mut lex = Lexicon::with_capacity(doc.text.len() / 8 + 16);
-        let text_stream = lex.stream(&doc.text, 0, 0, 0);
+        let (streams, lex, lexemes) = with_lex_cache(|cache| {
+            let mut lex = Lexicon::new(cache, doc.text.len() / 8 + 16);
+            let mut streams = vec![lex.stream(&doc.text, 0, 0, 0)];
+            for (k, values) in doc.values.iter().enumerate() {
+                let mut base = 0;
+                for (v, value) in values.iter().enumerate() {
+                    streams.push(lex.stream(value, k + 1, v, base));
+                    base += value.chars().count() + 1;
+                }
+            }
+            (streams, lex.lex, lex.lexemes)
+        });
+        let empty = Stream {
+            class: 0,
+            value: 0,
+            base: 0,
+            toks: Vec::new(),
+            first_at: vec![0],
+        };
+        let text_stream = streams.first().unwrap_or(&empty);
         let pos_of = |chars: &Range<usize>| -> Range<u32> {
             let a = text_stream
                 .toks
@@ -314,19 +451,9 @@ impl Document {
             doc.regions[1] = doc.regions[2].start..end;
         }
         doc.region_pos = region_pos;
-        let mut streams = vec![text_stream];
-        for (k, values) in doc.values.iter().enumerate() {
-            let mut base = 0;
-            for (v, value) in values.iter().enumerate() {
-                streams.push(lex.stream(value, k + 1, v, base));
-                base += value.chars().count() + 1;
-            }
-        }
         doc.streams = streams;
-        doc.surfaces = lex.take_surfaces();
-        doc.words = lex.words;
-        doc.word_key = lex.word_key;
-        doc.keys = lex.keys;
+        doc.lex = lex;
+        doc.lexemes = lexemes;
         doc
     }
 
@@ -378,125 +505,238 @@ impl Document {
 
     /// The surface of token `t`.
     pub(super) fn surface(&self, t: &Tok) -> &str {
-        self.surfaces
+        self.lexemes
             .get(t.surface as usize)
-            .map_or("", |s| s.as_str())
+            .map_or("", |x| span_in(&self.lex, x.surface))
     }
 
     /// The folded form of token `t`.
     pub(super) fn word(&self, t: &Tok) -> &str {
-        self.words.get(t.word as usize).map_or("", |s| s.as_str())
+        self.lexemes
+            .get(t.surface as usize)
+            .map_or("", |x| span_in(&self.lex, x.word))
     }
 
     /// Number of distinct surfaces: surface ids are below this.
     pub(super) fn surface_count(&self) -> usize {
-        self.surfaces.len()
+        self.lexemes.len()
     }
 
     /// The stem of token `t`.
     pub(super) fn key(&self, t: &Tok) -> &str {
-        self.word_key
-            .get(t.word as usize)
-            .and_then(|&k| self.keys.get(k as usize))
-            .map_or("", |s| s.as_str())
+        self.lexemes
+            .get(t.surface as usize)
+            .map_or("", |x| span_in(&self.lex, x.key))
     }
 }
 
-/// Distinct surfaces, words and stems of one document: each distinct
-/// surface is folded once and each distinct folded word stemmed once (via a
-/// per-thread cache shared by the documents a thread handles).
-struct Lexicon {
-    surface_ids: FxMap<String, u32>,
-    surface_word: Vec<u32>,
-    word_ids: FxMap<String, u32>,
-    words: Vec<String>,
-    word_key: Vec<u32>,
-    key_ids: FxMap<String, u32>,
-    keys: Vec<String>,
+/// Byte range of a string in an arena.
+type Span = (u32, u32);
+
+fn span_in(arena: &str, (a, b): Span) -> &str {
+    arena.get(a as usize..b as usize).unwrap_or("")
 }
 
-/// Entries kept in the per-thread stem cache before it starts over.
-const STEM_CACHE_MAX: usize = 100_000;
+/// Appends `s` to `arena`; its span there.
+fn push_span(arena: &mut String, s: &str) -> Span {
+    let a = arena.len() as u32;
+    arena.push_str(s);
+    (a, arena.len() as u32)
+}
+
+/// One distinct surface of a document with its folded word and stem, as
+/// spans of [`Document::lex`].
+#[derive(Debug, Clone, Copy)]
+struct Lexeme {
+    surface: Span,
+    word: Span,
+    key: Span,
+}
+
+/// Entries kept in a thread's [`LexCache`] before it starts over.
+const LEX_CACHE_MAX: usize = 100_000;
+/// Bytes of surfaces, folded words and stems kept in a thread's
+/// [`LexCache`] before it starts over.
+const LEX_CACHE_BYTES: usize = 8 << 20;
+/// Longer surfaces are folded and stemmed every time, not cached.
+const LEX_CACHE_WORD: usize = 64;
+
+/// Surface -> folded word and stem, shared by the documents a thread
+/// builds, so each distinct surface is folded and stemmed once per thread
+/// rather than once per document. Bounded: it is cleared before a document
+/// when it holds [`LEX_CACHE_MAX`] entries or [`LEX_CACHE_BYTES`] bytes of
+/// strings, and only surfaces of at most [`LEX_CACHE_WORD`] bytes go in (a
+/// document's other surfaces live in its [`Lexicon`]); so about 8 MiB of
+/// strings plus 100,000 entries of table (~10 MB) per thread at most.
+#[derive(Default)]
+struct LexCache {
+    ids: FxMap<Box<str>, u32>,
+    entries: Vec<CacheEntry>,
+    /// Folded words and stems.
+    data: String,
+    /// Bytes of strings held: keys and `data`.
+    bytes: usize,
+    /// Number of the document being built (see [`CacheEntry::doc`]).
+    doc: u64,
+}
+
+struct CacheEntry {
+    /// Empty when the surface folds to nothing.
+    word: Span,
+    key: Span,
+    /// The last document that used this surface, and its surface id there.
+    doc: u64,
+    sid: u32,
+}
+
+/// Surface id of a surface that folds to nothing (not a token).
+const NO_SURFACE: u32 = u32::MAX;
 
 thread_local! {
-    static STEMS: RefCell<FxMap<String, String>> = RefCell::new(FxMap::default());
+    static LEX_CACHE: RefCell<LexCache> = RefCell::new(LexCache::default());
 }
 
-impl Lexicon {
-    fn with_capacity(n: usize) -> Self {
-        Lexicon {
-            surface_ids: FxMap::with_capacity_and_hasher(n, Default::default()),
-            surface_word: Vec::with_capacity(n),
-            word_ids: FxMap::with_capacity_and_hasher(n, Default::default()),
-            words: Vec::with_capacity(n),
-            word_key: Vec::with_capacity(n),
-            key_ids: FxMap::with_capacity_and_hasher(n, Default::default()),
-            keys: Vec::with_capacity(n),
-        }
-    }
-
-    /// The word id of a folded word.
-    fn word(&mut self, folded: String) -> u32 {
-        if let Some(&id) = self.word_ids.get(&folded) {
-            return id;
-        }
-        let (key_ids, keys) = (&mut self.key_ids, &mut self.keys);
-        let k = STEMS.with(|cache| {
-            let mut cache = cache.borrow_mut();
-            let mut intern = |key: &str| match key_ids.get(key) {
-                Some(&k) => k,
-                None => {
-                    let next = keys.len() as u32;
-                    key_ids.insert(key.to_string(), next);
-                    keys.push(key.to_string());
-                    next
-                }
+impl LexCache {
+    /// Starts a document: surface ids of earlier documents no longer count.
+    fn begin(&mut self) {
+        if self.entries.len() >= LEX_CACHE_MAX || self.bytes >= LEX_CACHE_BYTES {
+            *self = LexCache {
+                doc: self.doc,
+                ..LexCache::default()
             };
-            if let Some(key) = cache.get(&folded) {
-                return intern(key);
-            }
-            if cache.len() >= STEM_CACHE_MAX {
-                cache.clear();
-            }
-            let key = stem(&folded);
-            let k = intern(&key);
-            cache.insert(folded.clone(), key);
-            k
-        });
-        let id = self.words.len() as u32;
-        self.word_ids.insert(folded.clone(), id);
-        self.words.push(folded);
-        self.word_key.push(k);
-        id
+        }
+        self.doc += 1;
+    }
+}
+
+/// Runs `f` with this thread's [`LexCache`] (a fresh one if it is in use).
+fn with_lex_cache<T>(f: impl FnOnce(&mut LexCache) -> T) -> T {
+    LEX_CACHE.with(|cache| match cache.try_borrow_mut() {
+        Ok(mut cache) => f(&mut cache),
+        Err(_) => f(&mut LexCache::default()),
+    })
+}
+
+/// Appends a distinct surface with its folded word and stem to `lex`;
+/// its surface id.
+fn add_lexeme(
+    lex: &mut String,
+    lexemes: &mut Vec<Lexeme>,
+    surface: &str,
+    word: &str,
+    key: &str,
+) -> u32 {
+    let s = push_span(lex, surface);
+    let w = if word == surface {
+        s
+    } else {
+        push_span(lex, word)
+    };
+    let k = if key == word { w } else { push_span(lex, key) };
+    lexemes.push(Lexeme {
+        surface: s,
+        word: w,
+        key: k,
+    });
+    (lexemes.len() - 1) as u32
+}
+
+/// The distinct surfaces of one document, with their folded words and
+/// stems (see [`LexCache`]).
+struct Lexicon<'c> {
+    cache: &'c mut LexCache,
+    /// Surfaces not in the cache -> surface id ([`NO_SURFACE`]: none).
+    uncached: FxMap<String, u32>,
+    /// Surfaces, folded words and stems, one after another.
+    lex: String,
+    lexemes: Vec<Lexeme>,
+    /// Scratch for hyphen-joined surfaces.
+    joined: String,
+}
+
+impl<'c> Lexicon<'c> {
+    fn new(cache: &'c mut LexCache, n: usize) -> Self {
+        cache.begin();
+        Lexicon {
+            cache,
+            uncached: FxMap::default(),
+            lex: String::with_capacity(n * 12),
+            lexemes: Vec::with_capacity(n),
+            joined: String::new(),
+        }
     }
 
     /// The surface id of a word as written; `None` when it folds to
     /// nothing.
-    fn surface(&mut self, word: &str) -> Option<u32> {
-        if let Some(&id) = self.surface_ids.get(word) {
-            return (id != u32::MAX).then_some(id);
-        }
-        let folded = fold(word);
-        if folded.is_empty() {
-            self.surface_ids.insert(word.to_string(), u32::MAX);
-            return None;
-        }
-        let w = self.word(folded);
-        let id = self.surface_word.len() as u32;
-        self.surface_ids.insert(word.to_string(), id);
-        self.surface_word.push(w);
-        Some(id)
+    fn surface(&mut self, surface: &str) -> Option<u32> {
+        let sid = self.surface_id(surface);
+        (sid != NO_SURFACE).then_some(sid)
     }
 
-    /// Surfaces by id.
-    fn take_surfaces(&mut self) -> Vec<String> {
-        let mut out = vec![String::new(); self.surface_word.len()];
-        for (s, id) in self.surface_ids.drain() {
-            if let Some(slot) = out.get_mut(id as usize) {
-                *slot = s;
+    fn surface_id(&mut self, surface: &str) -> u32 {
+        let Lexicon {
+            cache,
+            uncached,
+            lex,
+            lexemes,
+            ..
+        } = self;
+        let LexCache {
+            ids,
+            entries,
+            data,
+            doc,
+            ..
+        } = &mut **cache;
+        if let Some(e) = ids
+            .get(surface)
+            .and_then(|&id| entries.get_mut(id as usize))
+        {
+            if e.doc != *doc {
+                e.doc = *doc;
+                e.sid = if e.word.0 == e.word.1 {
+                    NO_SURFACE
+                } else {
+                    let (word, key) = (span_in(data, e.word), span_in(data, e.key));
+                    add_lexeme(lex, lexemes, surface, word, key)
+                };
             }
+            return e.sid;
         }
-        out
+        if let Some(&sid) = uncached.get(surface) {
+            return sid;
+        }
+        let word = fold(surface);
+        let key = if word.is_empty() {
+            String::new()
+        } else {
+            stem(&word)
+        };
+        let sid = if word.is_empty() {
+            NO_SURFACE
+        } else {
+            add_lexeme(lex, lexemes, surface, &word, &key)
+        };
+        let cache = &mut **cache;
+        if surface.len() <= LEX_CACHE_WORD && cache.entries.len() < u32::MAX as usize {
+            let w = push_span(&mut cache.data, &word);
+            let k = if key == word {
+                w
+            } else {
+                push_span(&mut cache.data, &key)
+            };
+            cache.bytes += surface.len() + word.len() + key.len();
+            cache.ids.insert(surface.into(), cache.entries.len() as u32);
+            cache.entries.push(CacheEntry {
+                word: w,
+                key: k,
+                doc: cache.doc,
+                sid,
+            });
+        } else {
+            uncached.insert(surface.to_string(), sid);
+        }
+        sid
     }
 
     /// Tokenizes one value: regular tokens, plus a joined token for every
@@ -511,15 +751,18 @@ impl Lexicon {
             clean_before: bool,
             para: u32,
         }
-        let mut cursor = CharCursor::new(text);
-        let mut raw: Vec<Raw> = Vec::new();
+        let ascii = text.is_ascii();
+        // Char offset of `prev_end`.
+        let mut chars = 0;
+        let words = split_words(text, split_of(class));
+        let mut raw: Vec<Raw> = Vec::with_capacity(words.len());
         let mut para = 0;
         let mut prev_end = 0;
-        for (byte, word) in split_words(text, split_of(class)) {
+        for (byte, word) in words {
             let Some(surface) = self.surface(word) else {
                 continue;
             };
-            let gap = &text[prev_end..byte];
+            let gap = text.get(prev_end..byte).unwrap_or("");
             let (clean, hyphen) = if gap == " " {
                 (true, false)
             } else {
@@ -533,8 +776,13 @@ impl Lexicon {
                         .all(|c| c.is_whitespace() || matches!(c, '-' | '‐' | '‑'));
                 (clean, !raw.is_empty() && matches!(gap, "-" | "‐" | "‑"))
             };
-            let start = cursor.char_at(byte);
-            let end = start + word.chars().count();
+            let (start, end) = if ascii {
+                (byte, byte + word.len())
+            } else {
+                let start = chars + char_len(gap);
+                (start, start + char_len(word))
+            };
+            chars = end;
             raw.push(Raw {
                 start,
                 end,
@@ -549,43 +797,52 @@ impl Lexicon {
         let mut toks = Vec::with_capacity(raw.len() + 4);
         let mut first_at = Vec::with_capacity(raw.len() + 1);
         let b = base as u32;
-        let possessive = |folded: &str, start: usize, end: usize| {
-            if folded.ends_with("'s") && end - start > 2 {
-                end - 2
-            } else {
-                end
-            }
-        };
         // One token for raw words first..=last read as the surface `sid`:
         // a single word, or a hyphen-joined chain at the first word's place.
-        let tok = |this: &Self, first: usize, last: usize, sid: u32| {
-            let (r, l) = (&raw[first], &raw[last]);
-            let word = this.surface_word[sid as usize];
+        let tok = |this: &Self, r: &Raw, l: &Raw, pos: usize, pos_end: usize, sid: u32| {
+            let word = this
+                .lexemes
+                .get(sid as usize)
+                .map_or("", |x| span_in(&this.lex, x.word));
+            // A trailing possessive `'s` is left out of highlights.
+            let hl_end = if word.ends_with("'s") && l.end - l.start > 2 {
+                l.end - 2
+            } else {
+                l.end
+            };
             Tok {
-                pos: first as u32,
-                pos_end: last as u32,
+                pos: pos as u32,
+                pos_end: pos_end as u32,
                 start: b + r.start as u32,
                 end: b + l.end as u32,
-                hl_end: b + possessive(&this.words[word as usize], l.start, l.end) as u32,
+                hl_end: b + hl_end as u32,
                 para: r.para,
                 clean_before: r.clean_before,
-                word,
                 surface: sid,
             }
         };
-        for i in 0..raw.len() {
-            let r = &raw[i];
+        for (i, r) in raw.iter().enumerate() {
             first_at.push(toks.len() as u32);
-            toks.push(tok(self, i, i, r.surface));
-            let chain_start = !r.hyphen_before;
-            let mut j = i + 1;
-            while chain_start && j < raw.len() && raw[j].hyphen_before && j - i < 6 {
-                j += 1;
+            toks.push(tok(self, r, r, i, i, r.surface));
+            if r.hyphen_before {
+                continue;
             }
-            if chain_start && j - i >= 2 {
-                let surface: String = raw[i..j].iter().map(|p| p.word).collect();
-                if let Some(sid) = self.surface(&surface) {
-                    toks.push(tok(self, i, j - 1, sid));
+            let chain = raw
+                .get(i + 1..raw.len().min(i + 6))
+                .unwrap_or(&[])
+                .iter()
+                .take_while(|p| p.hyphen_before)
+                .count();
+            if let Some(l) = raw.get(i + chain).filter(|_| chain >= 1) {
+                let mut joined = std::mem::take(&mut self.joined);
+                joined.clear();
+                for p in raw.get(i..=i + chain).unwrap_or(&[]) {
+                    joined.push_str(p.word);
+                }
+                let sid = self.surface(&joined);
+                self.joined = joined;
+                if let Some(sid) = sid {
+                    toks.push(tok(self, r, l, i, i + chain, sid));
                 }
             }
         }
@@ -598,6 +855,13 @@ impl Lexicon {
             first_at,
         }
     }
+}
+
+/// Chars in `s` (for the short strings between and of words: cheaper
+/// than `chars().count()`).
+fn char_len(s: &str) -> usize {
+    // Every byte but UTF-8 continuation bytes (0b10xx_xxxx) starts a char.
+    s.bytes().filter(|&b| (b as i8) >= -0x40).count()
 }
 
 /// Line breaks in `s`; `\r\n` counts once.
@@ -678,6 +942,252 @@ mod ascii_tests {
         #[test]
         fn ascii_words_agree_any_ascii(text in "[\\x00-\\x7f]{0,40}") {
             prop_assert_eq!(ascii_words(&text), uax(&text));
+        }
+    }
+}
+
+#[cfg(test)]
+mod common_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn uax(text: &str) -> Vec<(usize, &str)> {
+        text.unicode_word_indices()
+            .filter(|(_, w)| w.chars().any(char::is_alphanumeric))
+            .collect()
+    }
+
+    /// Every char `wb_class` knows.
+    fn known() -> impl Iterator<Item = char> {
+        ('\0'..='\u{2200}').filter(|&c| wb_class(c).is_some())
+    }
+
+    /// Each known char between probes of every class: any char classed
+    /// wrongly changes the words of one of these strings.
+    #[test]
+    fn every_known_char_is_classed_right() {
+        let probes = [
+            'a', 'я', 'é', '1', '_', '.', ',', ':', '\'', '’', ' ', '\n', '"', '·',
+        ];
+        let mut t = String::new();
+        for c in known() {
+            assert_eq!(common_words(&c.to_string()), Some(uax(&c.to_string())));
+            for x in probes {
+                for y in probes {
+                    for s in [[x, c, y], [c, x, c], [x, y, c], [c, x, y]] {
+                        t.clear();
+                        t.extend(s);
+                        assert_eq!(common_words(&t), Some(uax(&t)), "{t:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_chars_fall_back() {
+        for t in [
+            "Курск\u{AD}ой",
+            "10\u{202F}000 руб",
+            "м² и м³",
+            "©Reuters",
+            "Ко\u{301}рвет",
+            "🔥 Удар",
+            "Айдар\u{200D}",
+        ] {
+            assert_eq!(common_words(t), None, "{t:?}");
+            assert_eq!(split_words(t, Split::Words), uax(t), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn common_words_examples() {
+        for t in [
+            "«Курск» — 1,5 млн ₽, №\u{A0}5… Kursk’s O’Brien’s 3’4 а·б а‧б 1․2 а․б",
+            "Ёлка_2024 café-au-lait Zelenský «Ёж»\r\n\nx;y 3;4 ‘quoted’",
+            "",
+            "…",
+        ] {
+            assert_eq!(common_words(t), Some(uax(t)), "{t:?}");
+        }
+    }
+
+    /// Chars of generated strings: common ones of every class, the whole
+    /// Latin and Cyrillic blocks, punctuation blocks with unknown chars.
+    fn tricky() -> impl Strategy<Value = char> {
+        prop_oneof![
+            6 => prop::sample::select(vec![
+                'a', 'Z', 'é', 'я', 'Ё', '1', '0', '_', '.', ',', ';', ':', '\'', '’',
+                '‘', '·', '․', '‧', ' ', '\n', '\r', '-', '‐', '–', '—', '«', '»', '"',
+                '\u{A0}', '…', '¸', 'ª', '²',
+            ]),
+            2 => prop::char::range('\u{C0}', '\u{24F}'),
+            2 => prop::char::range('\u{400}', '\u{52F}'),
+            1 => prop::char::range('\u{80}', '\u{BF}'),
+            1 => prop::char::range('\u{2000}', '\u{2040}'),
+            1 => prop::char::range('\u{20A0}', '\u{20C0}'),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn common_words_agree(chars in prop::collection::vec(
+            tricky().prop_filter("known", |&c| wb_class(c).is_some()), 0..40)
+        ) {
+            let text: String = chars.into_iter().collect();
+            prop_assert_eq!(common_words(&text), Some(uax(&text)));
+        }
+
+        #[test]
+        fn split_words_agree(chars in prop::collection::vec(
+            prop_oneof![20 => tricky(), 1 => any::<char>()], 0..40)
+        ) {
+            let text: String = chars.into_iter().collect();
+            prop_assert_eq!(split_words(&text, Split::Words), uax(&text));
+        }
+    }
+}
+
+#[cfg(test)]
+mod lexicon_tests {
+    use super::*;
+    use crate::text::{fold, stem};
+    use proptest::prelude::*;
+
+    fn doc(text: &str, authors: &[String]) -> Document {
+        Document::new(DocFields {
+            title: "",
+            summary: "",
+            content: text,
+            link: Some("https://example.invalid/a-b/c"),
+            authors,
+            categories: &[],
+            feed: "feed-1",
+        })
+    }
+
+    fn chars(s: &str, r: Range<usize>) -> String {
+        s.chars().skip(r.start).take(r.len()).collect()
+    }
+
+    /// A token's fields and strings.
+    type Seen = ((u32, u32, u32, u32, u32, u32, bool), [String; 3]);
+
+    /// Every token against the text it came from.
+    fn check(d: &Document) -> Vec<Seen> {
+        let mut ids: FxMap<String, u32> = FxMap::default();
+        let mut out = Vec::new();
+        for s in &d.streams {
+            let value = match s.class {
+                0 => d.text.as_str(),
+                k => d.joined.get(k - 1).map_or("", |v| v.as_str()),
+            };
+            for t in &s.toks {
+                let (surface, word, key) = (d.surface(t), d.word(t), d.key(t));
+                let parts: String = (t.pos..=t.pos_end)
+                    .filter_map(|q| s.at(q).first())
+                    .map(|p| chars(value, p.start as usize..p.end as usize))
+                    .collect();
+                assert_eq!(surface, parts);
+                assert_eq!(word, fold(surface));
+                assert!(!word.is_empty());
+                assert_eq!(key, stem(word));
+                assert!((t.surface as usize) < d.surface_count());
+                assert_eq!(
+                    *ids.entry(surface.to_string()).or_insert(t.surface),
+                    t.surface
+                );
+                let last = s.at(t.pos_end).first().map_or(0, |p| p.end - p.start);
+                let hl = if word.ends_with("'s") && last > 2 {
+                    2
+                } else {
+                    0
+                };
+                assert_eq!(t.hl_end, t.end - hl);
+                out.push((
+                    (
+                        t.pos,
+                        t.pos_end,
+                        t.start,
+                        t.end,
+                        t.hl_end,
+                        t.para,
+                        t.clean_before,
+                    ),
+                    [surface, word, key].map(String::from),
+                ));
+            }
+        }
+        // Surface ids are dense: every id is some token's.
+        assert_eq!(ids.len(), d.surface_count());
+        out
+    }
+
+    #[test]
+    fn tokens_read_their_text() {
+        let long = "x".repeat(LEX_CACHE_WORD + 1);
+        let text = format!(
+            "Kursk’s de-mining DE-MINING {long} {long}-{long}, a-b-c-d-e-f-g-h \
+             Курск «Курской» Ёлка-ёлка Zelenský\u{AD} \u{1acc} café 🔥 1,000.5\n\nU.S."
+        );
+        let authors = vec!["Jane Doe".to_string(), "Курск".to_string()];
+        let first = check(&doc(&text, &authors));
+        check(&doc("Other words, Kursk", &[]));
+        // The second time from the thread's cache.
+        assert_eq!(check(&doc(&text, &authors)), first);
+        // And without it.
+        let fresh = LEX_CACHE.with(|c| {
+            let _busy = c.borrow_mut();
+            check(&doc(&text, &authors))
+        });
+        assert_eq!(fresh, first);
+    }
+
+    #[test]
+    fn cache_starts_over_when_full() {
+        let mut cache = LexCache::default();
+        let mut lex = Lexicon::new(&mut cache, 4);
+        assert!(lex.surface("Word").is_some());
+        assert!(lex.surface("\u{1acc}").is_none());
+        assert_eq!(lex.surface("Word"), Some(0));
+        assert_eq!(cache.entries.len(), 2);
+        let doc = cache.doc;
+        cache.bytes = LEX_CACHE_BYTES;
+        cache.begin();
+        assert!(cache.entries.is_empty() && cache.ids.is_empty() && cache.bytes == 0);
+        assert_eq!(cache.doc, doc + 1);
+    }
+
+    fn words() -> impl Strategy<Value = String> {
+        let word = prop::sample::select(vec![
+            "Kursk",
+            "kursk’s",
+            "KURSK",
+            "Курск",
+            "курской",
+            "Ёлка",
+            "de",
+            "mining",
+            "1,5",
+            "U.S",
+            "café",
+            "Café",
+            "x_y",
+            "\u{1acc}",
+            "🔥",
+            "it's",
+        ]);
+        let sep = prop::sample::select(vec![" ", "-", "‐", " - ", "\n", "\n\n", ", ", "«", "» "]);
+        prop::collection::vec((word, sep), 0..30)
+            .prop_map(|v| v.into_iter().flat_map(|(w, s)| [w, s]).collect())
+    }
+
+    proptest! {
+        #[test]
+        fn tokens_agree_with_their_text(a in words(), b in words()) {
+            let first = check(&doc(&a, std::slice::from_ref(&b)));
+            check(&doc(&b, std::slice::from_ref(&a)));
+            prop_assert_eq!(check(&doc(&a, &[b])), first);
         }
     }
 }
