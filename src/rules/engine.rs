@@ -117,14 +117,14 @@ pub struct RuleSet {
     terms: Vec<Arc<str>>,
     /// Compact per-rule facts for the hot loop.
     info: Vec<RuleInfo>,
-    /// The rules' quick-check programs (see [`RuleInfo::prog`]).
-    ops: Vec<Op>,
+    /// Quick-check programs too long for [`RuleInfo::ops`].
+    ops: Vec<u16>,
     /// What each term is (terms are numbered by the index of their class).
     term_kinds: Vec<TermKind>,
     /// `term_leaf[term_leaves_at[t]..term_leaves_at[t + 1]]`: the leaves
     /// looking for term `t`.
     term_leaves_at: Vec<u32>,
-    term_leaf: Vec<u32>,
+    term_leaf: Vec<TermLeaf>,
     index: [Index; CLASSES],
     /// Rules that can match without any indexed leaf (ascending).
     always: Vec<u32>,
@@ -188,15 +188,42 @@ enum TermKind {
     },
 }
 
-/// Per-rule facts for the hot loop.
+/// What marking a rule needs of one of its leaves, stored with the term so
+/// that marking does not look the leaf up.
 #[derive(Debug, Clone, Copy)]
+struct TermLeaf {
+    rule: u32,
+    bit: u8,
+    trigger: bool,
+    field: Field,
+}
+
+/// Per-rule facts for the hot loop, one cache line half each: the
+/// quick-check program inline when it has at most [`INLINE_OPS`] steps.
+#[derive(Debug, Clone, Copy)]
+#[repr(align(32))]
 struct RuleInfo {
-    /// `ops[prog..prog + prog_len]`: the rule's expression in postfix over
-    /// its leaf mask, evaluated in three values (see [`quick`]).
-    prog: u32,
-    prog_len: u32,
     /// The rule has a feed filter.
     feeds: bool,
+    /// Program length; the program is `ops[..len]`, or
+    /// `RuleSet::ops[spill..spill + len]` when longer than `ops`.
+    len: u16,
+    ops: [u16; INLINE_OPS],
+    spill: u32,
+}
+
+const INLINE_OPS: usize = 12;
+
+impl RuleInfo {
+    fn program<'a>(&'a self, spilled: &'a [u16]) -> &'a [u16] {
+        let len = self.len as usize;
+        if len <= INLINE_OPS {
+            self.ops.get(..len).unwrap_or(&[])
+        } else {
+            let a = self.spill as usize;
+            spilled.get(a..a + len).unwrap_or(&[])
+        }
+    }
 }
 
 /// One step of a quick-check program.
@@ -214,6 +241,33 @@ enum Op {
     Near,
 }
 
+impl Op {
+    /// Packed into 16 bits: the kind in the top 4, the argument below.
+    fn encode(self) -> Option<u16> {
+        let arg = |n: u32| u16::try_from(n).ok().filter(|&n| n < 0x1000);
+        Some(match self {
+            Op::Leaf(b) => u16::from(b.min(63)),
+            Op::Unknown => 0x1000,
+            Op::Not => 0x2000,
+            Op::And(n) => 0x3000 | arg(n)?,
+            Op::Or(n) => 0x4000 | arg(n)?,
+            Op::Near => 0x5000,
+        })
+    }
+
+    fn decode(x: u16) -> Op {
+        let arg = u32::from(x & 0x0fff);
+        match x >> 12 {
+            0 => Op::Leaf((x & 0x3f) as u8),
+            2 => Op::Not,
+            3 => Op::And(arg),
+            4 => Op::Or(arg),
+            5 => Op::Near,
+            _ => Op::Unknown,
+        }
+    }
+}
+
 /// Values a quick-check program may hold on its stack; deeper programs
 /// compile to [`Op::Unknown`].
 const QUICK_STACK: usize = 64;
@@ -221,11 +275,12 @@ const QUICK_STACK: usize = 64;
 /// A rule's value given only which of its leaves occurred: `False` rules
 /// are dropped without touching their expression; the rest are evaluated
 /// in full (`True` ones only for their hits).
-fn quick(ops: &[Op], mask: u64) -> Tri {
+fn quick(ops: &[u16], mask: u64) -> Tri {
     let mut stack = [Tri::False; QUICK_STACK];
     let mut n = 0usize;
-    for op in ops {
-        let v = match *op {
+    for &op in ops {
+        let op = Op::decode(op);
+        let v = match op {
             Op::Leaf(b) => {
                 if b < 64 && mask >> b & 1 == 1 {
                     Tri::True
@@ -494,19 +549,6 @@ impl RuleSet {
                 }
             }
         }
-        let mut term_leaves: Vec<Vec<u32>> = vec![Vec::new(); terms.len()];
-        for (id, &t) in leaf_term.iter().enumerate() {
-            if let Some(v) = term_leaves.get_mut(t as usize) {
-                v.push(id as u32);
-            }
-        }
-        let mut term_leaves_at = Vec::with_capacity(terms.len() + 1);
-        let mut term_leaf = Vec::with_capacity(leaves.len());
-        for v in term_leaves {
-            term_leaves_at.push(term_leaf.len() as u32);
-            term_leaf.extend(v);
-        }
-        term_leaves_at.push(term_leaf.len() as u32);
         let always = rules
             .iter()
             .enumerate()
@@ -533,7 +575,7 @@ impl RuleSet {
         // Leaves are numbered rule by rule: a rule's leaves are the ids from
         // its first one up to the next rule's first.
         let first_leaf = |r: u32| leaves.partition_point(|l| l.rule < r) as u32;
-        let meta = leaves
+        let meta: Vec<Meta> = leaves
             .iter()
             .enumerate()
             .zip(trigger)
@@ -555,20 +597,50 @@ impl RuleSet {
                 term: leaf_term.get(id).copied().unwrap_or(NO_TERM),
             })
             .collect();
-        let mut ops = Vec::new();
+        let mut spilled = Vec::new();
         let mut info = Vec::with_capacity(rules.len());
+        let mut prog = Vec::new();
         for (r, rule) in rules.iter().enumerate() {
-            let prog = ops.len();
-            if emit(&rule.expr, &leaves, first_leaf(r as u32), &mut ops) > QUICK_STACK {
-                ops.truncate(prog);
-                ops.push(Op::Unknown);
+            prog.clear();
+            let depth = emit(&rule.expr, &leaves, first_leaf(r as u32), &mut prog);
+            let mut code: Vec<u16> = prog.iter().map_while(|op| op.encode()).collect();
+            if depth > QUICK_STACK || code.len() != prog.len() || code.len() > usize::from(u16::MAX)
+            {
+                code = vec![0x1000];
             }
-            info.push(RuleInfo {
-                prog: prog as u32,
-                prog_len: (ops.len() - prog) as u32,
+            let mut ri = RuleInfo {
                 feeds: rule.feeds.is_some(),
-            });
+                len: code.len() as u16,
+                ops: [0; INLINE_OPS],
+                spill: 0,
+            };
+            match ri.ops.get_mut(..code.len()) {
+                Some(slot) => slot.copy_from_slice(&code),
+                None => {
+                    ri.spill = spilled.len() as u32;
+                    spilled.extend_from_slice(&code);
+                }
+            }
+            info.push(ri);
         }
+        let mut term_leaves: Vec<Vec<TermLeaf>> = vec![Vec::new(); terms.len()];
+        for (&t, m) in leaf_term.iter().zip(&meta) {
+            if let Some(v) = term_leaves.get_mut(t as usize) {
+                v.push(TermLeaf {
+                    rule: m.rule,
+                    bit: m.bit,
+                    trigger: m.trigger,
+                    field: m.field,
+                });
+            }
+        }
+        let mut term_leaves_at = Vec::with_capacity(terms.len() + 1);
+        let mut term_leaf = Vec::with_capacity(leaves.len());
+        for v in term_leaves {
+            term_leaves_at.push(term_leaf.len() as u32);
+            term_leaf.extend(v);
+        }
+        term_leaves_at.push(term_leaf.len() as u32);
         let hit_terms = leaves.iter().map(|l| Arc::from(l.term.as_str())).collect();
         Ok((
             RuleSet {
@@ -578,7 +650,7 @@ impl RuleSet {
                 meta,
                 terms: hit_terms,
                 info,
-                ops,
+                ops: spilled,
                 term_kinds: terms,
                 term_leaves_at,
                 term_leaf,
@@ -683,10 +755,7 @@ impl RuleSet {
                     .copied()
                     .unwrap_or(0),
             );
-            for &leaf in self.term_leaf.get(la as usize..lb as usize).unwrap_or(&[]) {
-                let Some(m) = self.meta.get(leaf as usize) else {
-                    continue;
-                };
+            for m in self.term_leaf.get(la as usize..lb as usize).unwrap_or(&[]) {
                 if !in_region(doc, m.field, term_occs).any(|_| true) {
                     continue;
                 }
@@ -738,8 +807,7 @@ impl RuleSet {
                     continue;
                 }
             }
-            let (a, b) = (info.prog as usize, (info.prog + info.prog_len) as usize);
-            let known_true = match quick(self.ops.get(a..b).unwrap_or(&[]), st.mask) {
+            let known_true = match quick(info.program(&self.ops), st.mask) {
                 _ if exhaustive => false,
                 Tri::False => continue,
                 Tri::True => true,
