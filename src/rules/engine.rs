@@ -119,6 +119,8 @@ pub struct RuleSet {
     info: Vec<RuleInfo>,
     /// Quick-check programs too long for [`RuleInfo::ops`].
     ops: Vec<u16>,
+    /// Every rule's expression, flattened (see [`Node`]).
+    nodes: Vec<Node>,
     /// What each term is (terms are numbered by the index of their class).
     term_kinds: Vec<TermKind>,
     /// `term_leaf[term_leaves_at[t]..term_leaves_at[t + 1]]`: the leaves
@@ -188,6 +190,104 @@ enum TermKind {
     },
 }
 
+/// One node of a rule's expression, flattened: each rule's nodes are
+/// contiguous in prefix order, a node's children follow it, and leaves
+/// carry what evaluation needs so it does not look the leaf up.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    kind: NodeKind,
+    /// Leaves: where the leaf looks.
+    field: Field,
+    /// Leaves: the mask bit ([`NO_BIT`] past the mask).
+    bit: u8,
+    /// Leaf: the leaf id; And/Or: the number of children; Near: the
+    /// distance.
+    arg: u32,
+    /// Leaf: the term ([`NO_TERM`] for a regex); others: the index one past
+    /// the node's subtree.
+    end: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NodeKind {
+    Leaf,
+    Regex,
+    Not,
+    And,
+    Or,
+    Near,
+    ONear,
+}
+
+/// Appends `e` in prefix order (see [`Node`]).
+fn flatten(e: &Expr, meta: &[Meta], out: &mut Vec<Node>) {
+    let at = out.len();
+    let node = |kind, arg| Node {
+        kind,
+        field: Field::Text,
+        bit: NO_BIT,
+        arg,
+        end: 0,
+    };
+    match e {
+        Expr::Leaf(id) => {
+            let Some(m) = meta.get(*id as usize) else {
+                out.push(node(NodeKind::Or, 0));
+                if let Some(n) = out.get_mut(at) {
+                    n.end = (at + 1) as u32;
+                }
+                return;
+            };
+            out.push(Node {
+                kind: if m.tag == Tag::Regex {
+                    NodeKind::Regex
+                } else {
+                    NodeKind::Leaf
+                },
+                field: m.field,
+                bit: m.bit,
+                arg: *id,
+                end: m.term,
+            });
+            return;
+        }
+        Expr::Not(n) => {
+            out.push(node(NodeKind::Not, 0));
+            flatten(n, meta, out);
+        }
+        Expr::And(v) | Expr::Or(v) => {
+            let kind = if matches!(e, Expr::And(_)) {
+                NodeKind::And
+            } else {
+                NodeKind::Or
+            };
+            out.push(node(kind, v.len() as u32));
+            for c in v {
+                flatten(c, meta, out);
+            }
+        }
+        Expr::Near {
+            left,
+            right,
+            distance,
+            ordered,
+        } => {
+            let kind = if *ordered {
+                NodeKind::ONear
+            } else {
+                NodeKind::Near
+            };
+            out.push(node(kind, *distance));
+            flatten(left, meta, out);
+            flatten(right, meta, out);
+        }
+    }
+    let end = out.len() as u32;
+    if let Some(n) = out.get_mut(at) {
+        n.end = end;
+    }
+}
+
 /// What marking a rule needs of one of its leaves, stored with the term so
 /// that marking does not look the leaf up.
 #[derive(Debug, Clone, Copy)]
@@ -210,9 +310,11 @@ struct RuleInfo {
     len: u16,
     ops: [u16; INLINE_OPS],
     spill: u32,
+    /// The rule's first node in `RuleSet::nodes`.
+    root: u32,
 }
 
-const INLINE_OPS: usize = 12;
+const INLINE_OPS: usize = 10;
 
 impl RuleInfo {
     fn program<'a>(&'a self, spilled: &'a [u16]) -> &'a [u16] {
@@ -598,6 +700,7 @@ impl RuleSet {
             })
             .collect();
         let mut spilled = Vec::new();
+        let mut nodes = Vec::new();
         let mut info = Vec::with_capacity(rules.len());
         let mut prog = Vec::new();
         for (r, rule) in rules.iter().enumerate() {
@@ -613,7 +716,9 @@ impl RuleSet {
                 len: code.len() as u16,
                 ops: [0; INLINE_OPS],
                 spill: 0,
+                root: nodes.len() as u32,
             };
+            flatten(&rule.expr, &meta, &mut nodes);
             match ri.ops.get_mut(..code.len()) {
                 Some(slot) => slot.copy_from_slice(&code),
                 None => {
@@ -651,6 +756,7 @@ impl RuleSet {
                 terms: hit_terms,
                 info,
                 ops: spilled,
+                nodes,
                 term_kinds: terms,
                 term_leaves_at,
                 term_leaf,
@@ -849,13 +955,13 @@ impl RuleSet {
         known_true: bool,
         found: &mut Vec<Occ>,
     ) -> Option<RuleMatch> {
-        let rule = self.rules.get(r as usize)?;
+        let root = self.info.get(r as usize)?.root as usize;
         // Cheap yes/no first (most candidates fail), hits only then.
-        if !known_true && !ev.truth(&rule.expr) {
+        if !known_true && !ev.truth(root) {
             return None;
         }
         found.clear();
-        if !ev.eval_into(&rule.expr, found) {
+        if !ev.eval_into(root, found) {
             return None;
         }
         let mut hits: Vec<Hit> = found
@@ -1114,27 +1220,58 @@ struct Eval<'a> {
 }
 
 impl Eval<'_> {
-    /// Whether `e` holds, without collecting occurrences (NEAR excepted).
-    fn truth(&self, e: &Expr) -> bool {
-        match e {
-            Expr::Leaf(id) => self.has(*id),
-            Expr::Not(n) => !self.truth(n),
-            Expr::And(v) => !v.is_empty() && v.iter().all(|n| self.truth(n)),
-            Expr::Or(v) => v.iter().any(|n| self.truth(n)),
-            Expr::Near { left, right, .. } => {
-                self.truth(left) && self.truth(right) && self.eval_into(e, &mut Vec::new())
+    /// Index of the node after node `i`'s subtree.
+    fn next(&self, i: usize) -> usize {
+        match self.set.nodes.get(i) {
+            Some(n) if !matches!(n.kind, NodeKind::Leaf | NodeKind::Regex) => n.end as usize,
+            _ => i + 1,
+        }
+    }
+
+    /// Whether node `i` holds, without collecting occurrences (NEAR
+    /// excepted).
+    fn truth(&self, i: usize) -> bool {
+        let Some(n) = self.set.nodes.get(i) else {
+            return false;
+        };
+        match n.kind {
+            NodeKind::Leaf | NodeKind::Regex => self.has(n),
+            NodeKind::Not => !self.truth(i + 1),
+            NodeKind::And => {
+                let mut c = i + 1;
+                for _ in 0..n.arg {
+                    if !self.truth(c) {
+                        return false;
+                    }
+                    c = self.next(c);
+                }
+                n.arg > 0
+            }
+            NodeKind::Or => {
+                let mut c = i + 1;
+                for _ in 0..n.arg {
+                    if self.truth(c) {
+                        return true;
+                    }
+                    c = self.next(c);
+                }
+                false
+            }
+            NodeKind::Near | NodeKind::ONear => {
+                self.truth(i + 1)
+                    && self.truth(self.next(i + 1))
+                    && self.eval_into(i, &mut Vec::new())
             }
         }
     }
 
-    fn has(&self, id: u32) -> bool {
-        match self.set.meta.get(id as usize) {
-            Some(m) if m.tag == Tag::Regex => self.leaf_into(id, &mut Vec::new()),
-            Some(m) if m.bit != NO_BIT => self.mask >> m.bit & 1 == 1,
-            Some(m) => in_region(self.doc, m.field, self.term_occs(m.term))
+    fn has(&self, n: &Node) -> bool {
+        match n.kind {
+            NodeKind::Regex => self.leaf_into(n, &mut Vec::new()),
+            _ if n.bit != NO_BIT => self.mask >> n.bit & 1 == 1,
+            _ => in_region(self.doc, n.field, self.term_occs(n.end))
                 .next()
                 .is_some(),
-            None => false,
         }
     }
 
@@ -1144,29 +1281,41 @@ impl Eval<'_> {
         self.occs.get(a as usize..b as usize).unwrap_or(&[])
     }
 
-    /// Whether `e` holds; if so, appends the occurrences that contributed
-    /// (none for a true NOT), else leaves `out` as it was.
-    fn eval_into(&self, e: &Expr, out: &mut Vec<Occ>) -> bool {
+    /// Whether node `i` holds; if so, appends the occurrences that
+    /// contributed (none for a true NOT), else leaves `out` as it was.
+    fn eval_into(&self, i: usize, out: &mut Vec<Occ>) -> bool {
+        let Some(n) = self.set.nodes.get(i) else {
+            return false;
+        };
         let mark = out.len();
-        let ok = match e {
-            Expr::Leaf(id) => self.leaf_into(*id, out),
-            Expr::Not(n) => !self.truth(n),
-            Expr::And(v) => !v.is_empty() && v.iter().all(|n| self.eval_into(n, out)),
-            Expr::Or(v) => {
+        let ok = match n.kind {
+            NodeKind::Leaf | NodeKind::Regex => self.leaf_into(n, out),
+            NodeKind::Not => !self.truth(i + 1),
+            NodeKind::And => {
+                let mut c = i + 1;
+                let mut all = n.arg > 0;
+                for _ in 0..n.arg {
+                    if !self.eval_into(c, out) {
+                        all = false;
+                        break;
+                    }
+                    c = self.next(c);
+                }
+                all
+            }
+            NodeKind::Or => {
+                let mut c = i + 1;
                 let mut any = false;
-                for n in v {
-                    any |= self.eval_into(n, out);
+                for _ in 0..n.arg {
+                    any |= self.eval_into(c, out);
+                    c = self.next(c);
                 }
                 any
             }
-            Expr::Near {
-                left,
-                right,
-                distance,
-                ordered,
-            } => {
+            NodeKind::Near | NodeKind::ONear => {
+                let (ordered, distance) = (n.kind == NodeKind::ONear, n.arg);
                 let (mut a, mut b) = (Vec::new(), Vec::new());
-                if !self.eval_into(left, &mut a) || !self.eval_into(right, &mut b) {
+                if !self.eval_into(i + 1, &mut a) || !self.eval_into(self.next(i + 1), &mut b) {
                     return false;
                 }
                 let near = |x: &Occ, y: &Occ| {
@@ -1174,9 +1323,9 @@ impl Eval<'_> {
                         return false;
                     }
                     if x.pos_end < y.pos {
-                        y.pos - x.pos_end - 1 <= *distance
-                    } else if !*ordered && y.pos_end < x.pos {
-                        x.pos - y.pos_end - 1 <= *distance
+                        y.pos - x.pos_end - 1 <= distance
+                    } else if !ordered && y.pos_end < x.pos {
+                        x.pos - y.pos_end - 1 <= distance
                     } else {
                         false
                     }
@@ -1195,16 +1344,13 @@ impl Eval<'_> {
         ok
     }
 
-    /// Appends the occurrences of leaf `id`; whether there were any.
-    fn leaf_into(&self, id: u32, out: &mut Vec<Occ>) -> bool {
+    /// Appends the occurrences of leaf node `n`; whether there were any.
+    fn leaf_into(&self, n: &Node, out: &mut Vec<Occ>) -> bool {
         let mark = out.len();
-        let Some(m) = self.set.meta.get(id as usize) else {
-            return false;
-        };
-        if m.tag != Tag::Regex {
+        let id = n.arg;
+        if n.kind != NodeKind::Regex {
             out.extend(
-                in_region(self.doc, m.field, self.term_occs(m.term))
-                    .map(|o| Occ { leaf: id, ..*o }),
+                in_region(self.doc, n.field, self.term_occs(n.end)).map(|o| Occ { leaf: id, ..*o }),
             );
         } else if let Some(Leaf {
             kind: LeafKind::Regex(re),
