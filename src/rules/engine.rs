@@ -11,7 +11,7 @@ use super::compile::{
     Lowerer, RuleError, RuleSpec, RuleWarning, Tri,
 };
 use super::document::{char_range, class_of, Document, Stream, Tok, CLASSES};
-use super::fx::FxMap;
+use super::fx::{FxHasher, FxMap};
 use crate::text::{fold, CharCursor};
 
 /// One highlightable occurrence of a leaf.
@@ -91,12 +91,61 @@ struct Index {
     prefix: FxMap<String, Vec<u32>>,
     /// Distinct prefix lengths in chars, ascending.
     prefix_lens: Vec<usize>,
+    /// One bit per hash of every key of the three maps (a Bloom filter
+    /// with one hash function, 16 bits per key, 512 bytes to 512 KiB).
+    filter: Vec<u64>,
+    /// Shift that takes a key hash to a bit index of `filter`.
+    filter_shift: u32,
 }
 
 impl Index {
     fn is_empty(&self) -> bool {
         self.stems.is_empty() && self.exact.is_empty() && self.prefix.is_empty()
     }
+
+    /// Builds [`Index::filter`] once the maps are complete.
+    fn build_filter(&mut self) {
+        let keys = self.stems.len() + self.exact.len() + self.prefix.len();
+        let bits = (keys * 16).next_power_of_two().clamp(1 << 12, 1 << 22);
+        self.filter_shift = 64 - bits.trailing_zeros();
+        self.filter = vec![0; bits / 64];
+        let maps = [(0, &self.stems), (1, &self.exact), (2, &self.prefix)];
+        for (kind, map) in maps {
+            for key in map.keys() {
+                let b = (key_hash(kind, key) >> self.filter_shift) as usize;
+                if let Some(w) = self.filter.get_mut(b / 64) {
+                    *w |= 1 << (b % 64);
+                }
+            }
+        }
+    }
+
+    /// The terms under `key` in map `kind` (0 stems, 1 exact, 2 prefix).
+    /// Most words of an item are in no rule: the filter answers those
+    /// from a few kilobytes that stay in cache, without probing the maps.
+    fn get(&self, kind: u8, key: &str) -> Option<&Vec<u32>> {
+        let b = (key_hash(kind, key) >> self.filter_shift) as usize;
+        let maybe = self
+            .filter
+            .get(b / 64)
+            .is_some_and(|w| w >> (b % 64) & 1 == 1);
+        if !maybe {
+            return None;
+        }
+        match kind {
+            0 => self.stems.get(key),
+            1 => self.exact.get(key),
+            _ => self.prefix.get(key),
+        }
+    }
+}
+
+fn key_hash(kind: u8, key: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = FxHasher::default();
+    h.write_u8(kind);
+    h.write(key.as_bytes());
+    h.finish()
 }
 
 #[derive(Debug, Clone)]
@@ -111,10 +160,8 @@ pub struct RuleSet {
     specs: Vec<RuleSpec>,
     rules: Vec<Rule>,
     leaves: Vec<Leaf>,
-    /// Compact per-leaf facts for the hot loop.
-    meta: Vec<Meta>,
-    /// `terms[leaf]`: the leaf as written, for hits.
-    terms: Vec<Arc<str>>,
+    /// `terms[leaf]`: the leaf's field and the leaf as written, for hits.
+    terms: Vec<(Field, Arc<str>)>,
     /// Compact per-rule facts for the hot loop.
     info: Vec<RuleInfo>,
     /// Quick-check programs too long for [`RuleInfo::ops`].
@@ -141,6 +188,8 @@ enum Tag {
     Regex,
 }
 
+/// Per-leaf facts gathered while compiling, copied into [`TermLeaf`] and
+/// [`Node`] for the hot loops.
 #[derive(Debug, Clone, Copy)]
 struct Meta {
     rule: u32,
@@ -159,6 +208,17 @@ const NO_BIT: u8 = u8::MAX;
 
 /// The term of a leaf that has none (regex leaves).
 const NO_TERM: u32 = u32::MAX;
+
+/// The index stores term ids with how an occurrence is taken in the top
+/// two bits, so the lookup loop reads [`TermKind`] only for phrases: a word
+/// or prefix ends where a stemmed hit stops, an exact term with its token.
+const TAG_MASK: u32 = 0b11 << 30;
+const TAG_WORD: u32 = 0;
+const TAG_EXACT: u32 = 1 << 30;
+const TAG_PHRASE: u32 = 2 << 30;
+
+/// Terms a rule set may hold (ids must leave the tag bits free).
+const MAX_TERMS: usize = 1 << 30;
 
 /// A distinct thing to look for in one field class (compile time).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -519,6 +579,8 @@ struct MatchScratch {
     spans: Vec<(u32, u32)>,
     /// Terms that occurred.
     found: Vec<u32>,
+    /// Where `occs` is regrouped.
+    grouped: Vec<Occ>,
     /// Occurrences of one rule's hits while it is evaluated.
     hits: Vec<Occ>,
     lookup: Scratch,
@@ -537,8 +599,9 @@ struct Scratch {
     next: Vec<(u32, u32)>,
 }
 
-/// One occurrence of a leaf in a document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// One occurrence of a leaf (or, while looking terms up, of a term) in a
+/// document.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 struct Occ {
     leaf: u32,
     /// Index into `Document::streams` (NEAR compares within one stream;
@@ -593,6 +656,12 @@ impl RuleSet {
             return Err(low.errors);
         }
         let leaves = low.leaves;
+        if leaves.len() >= MAX_TERMS {
+            return Err(vec![RuleError {
+                at: Loc::rule(specs.len().saturating_sub(1), "query", None).at(None),
+                message: format!("the rule set holds more than {MAX_TERMS} terms"),
+            }]);
+        }
         // Distinct terms per field class: leaves that look for the same
         // thing share one term, found once per item.
         let mut index: [Index; CLASSES] = Default::default();
@@ -623,11 +692,11 @@ impl RuleSet {
             let ix = &mut index[class];
             match key {
                 TermKey::Word(w) => {
-                    ix.stems.entry(w).or_default().push(t);
+                    ix.stems.entry(w).or_default().push(t | TAG_WORD);
                     terms.push(TermKind::Word);
                 }
                 TermKey::Exact(w) => {
-                    ix.exact.entry(w).or_default().push(t);
+                    ix.exact.entry(w).or_default().push(t | TAG_EXACT);
                     terms.push(TermKind::Exact);
                 }
                 TermKey::Prefix(p) => {
@@ -635,13 +704,13 @@ impl RuleSet {
                     if let Err(k) = ix.prefix_lens.binary_search(&n) {
                         ix.prefix_lens.insert(k, n);
                     }
-                    ix.prefix.entry(p).or_default().push(t);
+                    ix.prefix.entry(p).or_default().push(t | TAG_WORD);
                     terms.push(TermKind::Prefix);
                 }
                 TermKey::Phrase { words, slop, exact } => {
                     let map = if exact { &mut ix.exact } else { &mut ix.stems };
                     if let Some(w) = words.first() {
-                        map.entry(w.clone()).or_default().push(t);
+                        map.entry(w.clone()).or_default().push(t | TAG_PHRASE);
                     }
                     terms.push(TermKind::Phrase {
                         words: words.into_boxed_slice(),
@@ -728,6 +797,9 @@ impl RuleSet {
             }
             info.push(ri);
         }
+        for ix in &mut index {
+            ix.build_filter();
+        }
         let mut term_leaves: Vec<Vec<TermLeaf>> = vec![Vec::new(); terms.len()];
         for (&t, m) in leaf_term.iter().zip(&meta) {
             if let Some(v) = term_leaves.get_mut(t as usize) {
@@ -746,13 +818,15 @@ impl RuleSet {
             term_leaf.extend(v);
         }
         term_leaves_at.push(term_leaf.len() as u32);
-        let hit_terms = leaves.iter().map(|l| Arc::from(l.term.as_str())).collect();
+        let hit_terms = leaves
+            .iter()
+            .map(|l| (l.field, Arc::from(l.term.as_str())))
+            .collect();
         Ok((
             RuleSet {
                 specs,
                 rules,
                 leaves,
-                meta,
                 terms: hit_terms,
                 info,
                 ops: spilled,
@@ -834,22 +908,38 @@ impl RuleSet {
             spans,
             found,
             hits,
+            grouped,
             ..
         } = s;
-        // Group by term; the stable sort keeps each term's occurrences in
-        // stream and position order.
-        occs.sort_by_key(|o| o.leaf);
-        let mut i = 0;
-        while i < occs.len() {
-            let (t, first) = (occs[i].leaf, i);
-            while i < occs.len() && occs[i].leaf == t {
-                i += 1;
-            }
-            if let Some(sp) = spans.get_mut(t as usize) {
-                *sp = (first as u32, i as u32);
-                found.push(t);
+        // Group by term, keeping each term's occurrences in stream and
+        // position order: count, lay the groups out, scatter.
+        for o in occs.iter() {
+            if let Some(sp) = spans.get_mut(o.leaf as usize) {
+                if sp.1 == 0 {
+                    found.push(o.leaf);
+                }
+                sp.1 += 1;
             }
         }
+        let mut at = 0;
+        for &t in found.iter() {
+            if let Some(sp) = spans.get_mut(t as usize) {
+                let n = sp.1;
+                *sp = (at, at);
+                at += n;
+            }
+        }
+        grouped.clear();
+        grouped.resize(occs.len(), Occ::default());
+        for o in occs.iter() {
+            if let Some(sp) = spans.get_mut(o.leaf as usize) {
+                if let Some(slot) = grouped.get_mut(sp.1 as usize) {
+                    *slot = *o;
+                }
+                sp.1 += 1;
+            }
+        }
+        std::mem::swap(occs, grouped);
         // Leaves of the terms found: mark their rules.
         for &t in found.iter() {
             let (a, b) = spans.get(t as usize).copied().unwrap_or((0, 0));
@@ -967,12 +1057,12 @@ impl RuleSet {
         let mut hits: Vec<Hit> = found
             .iter()
             .filter_map(|o| {
-                let m = self.meta.get(o.leaf as usize)?;
+                let (field, term) = self.terms.get(o.leaf as usize)?;
                 Some(Hit {
-                    field: m.field,
+                    field: *field,
                     start: o.start as usize,
                     end: o.end as usize,
-                    term: self.terms.get(o.leaf as usize)?.clone(),
+                    term: term.clone(),
                 })
             })
             .collect();
@@ -1026,11 +1116,11 @@ impl RuleSet {
             };
             let (a, b) = if a == u32::MAX {
                 let a = flat.len();
-                if let Some(v) = ix.stems.get(doc.key(tok)) {
+                if let Some(v) = ix.get(0, doc.key(tok)) {
                     flat.extend_from_slice(v);
                 }
                 if !ix.exact.is_empty() {
-                    if let Some(v) = ix.exact.get(doc.surface(tok)) {
+                    if let Some(v) = ix.get(1, doc.surface(tok)) {
                         flat.extend_from_slice(v);
                     }
                 }
@@ -1048,7 +1138,7 @@ impl RuleSet {
                             break;
                         };
                         seen = n;
-                        if let Some(v) = ix.prefix.get(&word[..e]) {
+                        if let Some(v) = word.get(..e).and_then(|p| ix.get(2, p)) {
                             flat.extend_from_slice(v);
                         }
                     }
@@ -1077,16 +1167,19 @@ impl RuleSet {
         frontier: &mut Vec<(u32, u32)>,
         next: &mut Vec<(u32, u32)>,
     ) {
-        let (pos_end, end) = match self.term_kinds.get(term as usize) {
-            Some(TermKind::Word | TermKind::Prefix) => (tok.pos_end, tok.hl_end),
-            Some(TermKind::Exact) => (tok.pos_end, tok.end),
-            Some(TermKind::Phrase { words, slop, exact }) => {
-                match phrase_end(doc, stream, tok, words, *slop, *exact, frontier, next) {
-                    Some(x) => x,
-                    None => return,
+        let (tag, term) = (term & TAG_MASK, term & !TAG_MASK);
+        let (pos_end, end) = match tag {
+            TAG_WORD => (tok.pos_end, tok.hl_end),
+            TAG_EXACT => (tok.pos_end, tok.end),
+            _ => match self.term_kinds.get(term as usize) {
+                Some(TermKind::Phrase { words, slop, exact }) => {
+                    match phrase_end(doc, stream, tok, words, *slop, *exact, frontier, next) {
+                        Some(x) => x,
+                        None => return,
+                    }
                 }
-            }
-            None => return,
+                _ => return,
+            },
         };
         occs.push(Occ {
             leaf: term,
