@@ -378,7 +378,7 @@ async fn run_match(
                     let text = sink::render_alert(&alert, false);
                     writeln!(out, "{}", text.trim_end())?;
                     writeln!(out, "    why:")?;
-                    for line in pipeline::explain(&doc, &m) {
+                    for line in pipeline::explain(&config.rules, &doc, &m) {
                         writeln!(out, "      {line}")?;
                     }
                     writeln!(out)?;

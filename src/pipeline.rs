@@ -16,7 +16,7 @@ use crate::config::{Backfill, Config, FeedConfig};
 use crate::fetch::{FetchError, FetchOutcome, Fetcher};
 use crate::model::{Alert, AlertFeed, AlertItem, AlertRule, Item, ParsedFeed, Snippet};
 use crate::parse::{parse_feed, ParseOptions};
-use crate::rules::{DocFields, Document, RuleMatch};
+use crate::rules::{DocFields, Document, RuleMatch, RuleSet};
 use crate::snippet::{make_snippet, SnippetHit};
 use crate::state::{PollCommit, State, StateError};
 
@@ -137,7 +137,11 @@ fn alerts_for_doc(
         .into_iter()
         .filter_map(|m| {
             let meta = config.rule_meta.get(m.rule)?;
-            let snippet = snippet_for(doc, &snippet_hits(&m), config.daemon.snippet_max_chars);
+            let snippet = snippet_for(
+                doc,
+                &snippet_hits(&config.rules, &m),
+                config.daemon.snippet_max_chars,
+            );
             let alert = Alert {
                 id: alert_id(&meta.id, &item.key),
                 rule: AlertRule {
@@ -164,7 +168,7 @@ fn alerts_for_doc(
 /// The hits a snippet can show: those in the item text (link, author,
 /// category and feed hits count toward the match but have no place in it),
 /// keyed by term so the snippet can count distinct terms.
-fn snippet_hits(m: &RuleMatch) -> Vec<SnippetHit> {
+fn snippet_hits(rules: &RuleSet, m: &RuleMatch) -> Vec<SnippetHit> {
     let mut keys: HashMap<&str, usize> = HashMap::new();
     m.hits
         .iter()
@@ -174,7 +178,7 @@ fn snippet_hits(m: &RuleMatch) -> Vec<SnippetHit> {
             SnippetHit {
                 start: h.start,
                 end: h.end,
-                key: *keys.entry(&*h.term).or_insert(n),
+                key: *keys.entry(rules.term(h)).or_insert(n),
             }
         })
         .collect()
@@ -182,7 +186,7 @@ fn snippet_hits(m: &RuleMatch) -> Vec<SnippetHit> {
 
 /// Why a rule matched, for people debugging rules: each contributing hit
 /// as `term -> "surface" (field chars start..end)`.
-pub fn explain(doc: &Document, m: &RuleMatch) -> Vec<String> {
+pub fn explain(rules: &RuleSet, doc: &Document, m: &RuleMatch) -> Vec<String> {
     m.hits
         .iter()
         .map(|h| {
@@ -195,7 +199,7 @@ pub fn explain(doc: &Document, m: &RuleMatch) -> Vec<String> {
             let place = if h.in_text() { "text" } else { h.field.name() };
             format!(
                 "{} -> \"{}\" ({}, {} chars {}..{})",
-                h.term,
+                rules.term(h),
                 surface,
                 h.field.name(),
                 place,
@@ -363,7 +367,8 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
                     None => {
                         let mut a = alert.clone();
                         if cap != ctx.config.daemon.snippet_max_chars {
-                            a.snippet = snippet_for(&doc, &snippet_hits(&m), cap);
+                            a.snippet =
+                                snippet_for(&doc, &snippet_hits(&ctx.config.rules, &m), cap);
                         }
                         let p = serde_json::to_string(&a)
                             .map_err(|e| PollError::Parse(e.to_string()))?;
@@ -526,7 +531,7 @@ mod tests {
         });
         let m = set.matches(&doc);
         assert_eq!(m.len(), 1);
-        let why = explain(&doc, &m[0]);
+        let why = explain(&set, &doc, &m[0]);
         assert!(
             why.contains(&"Kursk -> \"KURSK\" (title, text chars 0..5)".to_string()),
             "{why:?}"

@@ -1,7 +1,6 @@
 //! The compiled rule set: term index, per-item lookup and evaluation.
 
 use std::cell::RefCell;
-use std::sync::Arc;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
@@ -23,10 +22,10 @@ pub struct Hit {
     /// (link, author, category, feed; several values joined by `\n`).
     pub start: usize,
     pub end: usize,
-    /// The leaf as written in the query (`demin*`, `"North Korea"`, the
-    /// alias element a leaf of `@kursk` came from). Shared with the rule
-    /// set, so building hits does not copy strings.
-    pub term: Arc<str>,
+    /// The leaf that occurred; [`RuleSet::term`] gives it as written in
+    /// the query (`demin*`, `"North Korea"`, the alias element a leaf of
+    /// `@kursk` came from).
+    pub leaf: u32,
 }
 
 impl Hit {
@@ -161,7 +160,7 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     leaves: Vec<Leaf>,
     /// `terms[leaf]`: the leaf's field and the leaf as written, for hits.
-    terms: Vec<(Field, Arc<str>)>,
+    terms: Vec<(Field, Box<str>)>,
     /// Compact per-rule facts for the hot loop.
     info: Vec<RuleInfo>,
     /// Quick-check programs too long for [`RuleInfo::ops`].
@@ -820,7 +819,7 @@ impl RuleSet {
         term_leaves_at.push(term_leaf.len() as u32);
         let hit_terms = leaves
             .iter()
-            .map(|l| (l.field, Arc::from(l.term.as_str())))
+            .map(|l| (l.field, l.term.clone().into_boxed_str()))
             .collect();
         Ok((
             RuleSet {
@@ -847,6 +846,11 @@ impl RuleSet {
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// The leaf of `hit` as written in the query.
+    pub fn term(&self, hit: &Hit) -> &str {
+        self.terms.get(hit.leaf as usize).map_or("", |(_, t)| t)
     }
 
     /// The spec rule `i` was compiled from. Panics if `i >= self.len()`.
@@ -1057,16 +1061,20 @@ impl RuleSet {
         let mut hits: Vec<Hit> = found
             .iter()
             .filter_map(|o| {
-                let (field, term) = self.terms.get(o.leaf as usize)?;
+                let (field, _) = self.terms.get(o.leaf as usize)?;
                 Some(Hit {
                     field: *field,
                     start: o.start as usize,
                     end: o.end as usize,
-                    term: term.clone(),
+                    leaf: o.leaf,
                 })
             })
             .collect();
-        // The key covers every field, so ties are equal hits.
+        // Hits of leaves written alike at one place are one hit.
+        let same = |a: &Hit, b: &Hit| {
+            (a.field, a.start, a.end) == (b.field, b.start, b.end)
+                && (a.leaf == b.leaf || self.term(a) == self.term(b))
+        };
         hits.sort_unstable_by(|a, b| {
             let key = |h: &Hit| {
                 (
@@ -1078,9 +1086,9 @@ impl RuleSet {
             };
             key(a)
                 .cmp(&key(b))
-                .then_with(|| (a.field, &a.term).cmp(&(b.field, &b.term)))
+                .then_with(|| (a.field, self.term(a)).cmp(&(b.field, self.term(b))))
         });
-        hits.dedup();
+        hits.dedup_by(|a, b| same(a, b));
         Some(RuleMatch {
             rule: r as usize,
             hits,

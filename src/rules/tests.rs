@@ -432,7 +432,7 @@ fn aliases_expand_nested_and_take_the_field() {
     let d = doc("Mine clearance in Kursk oblast");
     let m = rules.matches(&d);
     assert_eq!(m[0].rule, 0);
-    let terms: Vec<&str> = m[0].hits.iter().map(|h| &*h.term).collect();
+    let terms: Vec<&str> = m[0].hits.iter().map(|h| rules.term(h)).collect();
     assert_eq!(terms, ["\"mine clearance\"", "Kursk", "\"Kursk oblast\""]);
     // Inner explicit field wins.
     let a = aliases(&[("x", &["content:Kursk"])]);
@@ -626,7 +626,7 @@ fn shorthands() {
     assert_eq!(ids("Kim Jong Un"), [5]);
     let d = doc("North Korea troops");
     let m = rules.matches(&d);
-    assert_eq!(&*m[0].hits[0].term, "North Korea");
+    assert_eq!(rules.term(&m[0].hits[0]), "North Korea");
 }
 
 #[test]
