@@ -328,6 +328,8 @@ pub struct Document {
     lex: String,
     /// Distinct surface forms of the document, by surface id.
     lexemes: Vec<Lexeme>,
+    /// Epoch of the thread cache the lexemes' entries belong to.
+    epoch: u64,
 }
 
 impl Document {
@@ -397,8 +399,9 @@ impl Document {
             streams: Vec::new(),
             lex: String::new(),
             lexemes: Vec::new(),
+            epoch: 0,
         };
-        let (streams, lex, lexemes) = with_lex_cache(|cache| {
+        let (streams, lex, lexemes, epoch) = with_lex_cache(|cache| {
             let mut lex = Lexicon::new(cache, doc.text.len() / 8 + 16);
             let mut streams = vec![lex.stream(&doc.text, 0, 0, 0)];
             for (k, values) in doc.values.iter().enumerate() {
@@ -408,7 +411,8 @@ impl Document {
                     base += value.chars().count() + 1;
                 }
             }
-            (streams, lex.lex, lex.lexemes)
+            let epoch = lex.cache.epoch;
+            (streams, lex.lex, lex.lexemes, epoch)
         });
         let empty = Stream {
             class: 0,
@@ -454,6 +458,7 @@ impl Document {
         doc.streams = streams;
         doc.lex = lex;
         doc.lexemes = lexemes;
+        doc.epoch = epoch;
         doc
     }
 
@@ -517,6 +522,23 @@ impl Document {
             .map_or("", |x| span_in(&self.lex, x.word))
     }
 
+    /// A name for token `t`'s surface that outlives the document: its
+    /// entry in the thread cache of epoch [`Document::epoch`], the same for
+    /// equal surfaces of every document built with that cache; `None` for
+    /// surfaces not cached.
+    pub(super) fn lexeme(&self, t: &Tok) -> Option<u32> {
+        self.lexemes
+            .get(t.surface as usize)
+            .map(|x| x.entry)
+            .filter(|&e| e != NO_LEXEME)
+    }
+
+    /// The epoch of the thread cache [`Document::lexeme`] names entries of
+    /// (unique per cache and clearing, never 0).
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// Number of distinct surfaces: surface ids are below this.
     pub(super) fn surface_count(&self) -> usize {
         self.lexemes.len()
@@ -551,6 +573,20 @@ struct Lexeme {
     surface: Span,
     word: Span,
     key: Span,
+    /// The surface's entry in the thread's [`LexCache`]; [`NO_LEXEME`]
+    /// when it is not cached.
+    entry: u32,
+}
+
+/// See [`Lexeme::entry`].
+pub(super) const NO_LEXEME: u32 = u32::MAX;
+
+/// Epochs of [`LexCache`]s: a fresh number for each new or cleared cache,
+/// so `(epoch, entry)` names one surface for as long as the process runs.
+static LEX_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_epoch() -> u64 {
+    LEX_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Entries kept in a thread's [`LexCache`] before it starts over.
@@ -568,7 +604,6 @@ const LEX_CACHE_WORD: usize = 64;
 /// strings, and only surfaces of at most [`LEX_CACHE_WORD`] bytes go in (a
 /// document's other surfaces live in its [`Lexicon`]); so about 8 MiB of
 /// strings plus 100,000 entries of table (~10 MB) per thread at most.
-#[derive(Default)]
 struct LexCache {
     ids: FxMap<Box<str>, u32>,
     entries: Vec<CacheEntry>,
@@ -578,6 +613,8 @@ struct LexCache {
     bytes: usize,
     /// Number of the document being built (see [`CacheEntry::doc`]).
     doc: u64,
+    /// See [`next_epoch`].
+    epoch: u64,
 }
 
 struct CacheEntry {
@@ -593,16 +630,27 @@ struct CacheEntry {
 const NO_SURFACE: u32 = u32::MAX;
 
 thread_local! {
-    static LEX_CACHE: RefCell<LexCache> = RefCell::new(LexCache::default());
+    static LEX_CACHE: RefCell<LexCache> = RefCell::new(LexCache::new());
 }
 
 impl LexCache {
+    fn new() -> Self {
+        LexCache {
+            ids: FxMap::default(),
+            entries: Vec::new(),
+            data: String::new(),
+            bytes: 0,
+            doc: 0,
+            epoch: next_epoch(),
+        }
+    }
+
     /// Starts a document: surface ids of earlier documents no longer count.
     fn begin(&mut self) {
         if self.entries.len() >= LEX_CACHE_MAX || self.bytes >= LEX_CACHE_BYTES {
             *self = LexCache {
                 doc: self.doc,
-                ..LexCache::default()
+                ..LexCache::new()
             };
         }
         self.doc += 1;
@@ -613,7 +661,7 @@ impl LexCache {
 fn with_lex_cache<T>(f: impl FnOnce(&mut LexCache) -> T) -> T {
     LEX_CACHE.with(|cache| match cache.try_borrow_mut() {
         Ok(mut cache) => f(&mut cache),
-        Err(_) => f(&mut LexCache::default()),
+        Err(_) => f(&mut LexCache::new()),
     })
 }
 
@@ -625,6 +673,7 @@ fn add_lexeme(
     surface: &str,
     word: &str,
     key: &str,
+    entry: u32,
 ) -> u32 {
     let s = push_span(lex, surface);
     let w = if word == surface {
@@ -637,6 +686,7 @@ fn add_lexeme(
         surface: s,
         word: w,
         key: k,
+        entry,
     });
     (lexemes.len() - 1) as u32
 }
@@ -688,9 +738,9 @@ impl<'c> Lexicon<'c> {
             doc,
             ..
         } = &mut **cache;
-        if let Some(e) = ids
+        if let Some((id, e)) = ids
             .get(surface)
-            .and_then(|&id| entries.get_mut(id as usize))
+            .and_then(|&id| Some((id, entries.get_mut(id as usize)?)))
         {
             if e.doc != *doc {
                 e.doc = *doc;
@@ -698,7 +748,7 @@ impl<'c> Lexicon<'c> {
                     NO_SURFACE
                 } else {
                     let (word, key) = (span_in(data, e.word), span_in(data, e.key));
-                    add_lexeme(lex, lexemes, surface, word, key)
+                    add_lexeme(lex, lexemes, surface, word, key, id)
                 };
             }
             return e.sid;
@@ -712,13 +762,19 @@ impl<'c> Lexicon<'c> {
         } else {
             stem(&word)
         };
+        let cacheable = surface.len() <= LEX_CACHE_WORD && cache.entries.len() < NO_LEXEME as usize;
+        let entry = if cacheable {
+            cache.entries.len() as u32
+        } else {
+            NO_LEXEME
+        };
         let sid = if word.is_empty() {
             NO_SURFACE
         } else {
-            add_lexeme(lex, lexemes, surface, &word, &key)
+            add_lexeme(lex, lexemes, surface, &word, &key, entry)
         };
         let cache = &mut **cache;
-        if surface.len() <= LEX_CACHE_WORD && cache.entries.len() < u32::MAX as usize {
+        if cacheable {
             let w = push_span(&mut cache.data, &word);
             let k = if key == word {
                 w
@@ -1145,7 +1201,7 @@ mod lexicon_tests {
 
     #[test]
     fn cache_starts_over_when_full() {
-        let mut cache = LexCache::default();
+        let mut cache = LexCache::new();
         let mut lex = Lexicon::new(&mut cache, 4);
         assert!(lex.surface("Word").is_some());
         assert!(lex.surface("\u{1acc}").is_none());

@@ -156,6 +156,9 @@ struct Rule {
 /// Compiled rules: see the module docs of [`super`].
 #[derive(Debug, Clone)]
 pub struct RuleSet {
+    /// Unique per compiled set (clones share it): what the per-thread
+    /// term cache of [`LexTerms`] is valid for.
+    id: u64,
     specs: Vec<RuleSpec>,
     rules: Vec<Rule>,
     leaves: Vec<Leaf>,
@@ -596,6 +599,39 @@ struct Scratch {
     flat: Vec<u32>,
     frontier: Vec<(u32, u32)>,
     next: Vec<(u32, u32)>,
+    lex: LexTerms,
+}
+
+/// The terms each cached surface (see [`Document::lexeme`]) leads to, per
+/// field class, kept across documents: most words of an item occurred in
+/// earlier items, so their index lookups are done once per thread. Valid
+/// for one rule set and one epoch of the document cache; starts over when
+/// either changes or it holds [`LEX_TERMS_MAX`] terms. At most about 4 MiB
+/// of slots (100,000 cached surfaces x 5 classes) plus 4 MiB of terms.
+#[derive(Default)]
+struct LexTerms {
+    set: u64,
+    epoch: u64,
+    /// `slot[entry * CLASSES + class]`: `(start, end)` in `terms`;
+    /// `(UNSET, 0)` when not looked up yet.
+    slot: Vec<(u32, u32)>,
+    terms: Vec<u32>,
+}
+
+const LEX_TERMS_MAX: usize = 1 << 20;
+const UNSET: u32 = u32::MAX;
+/// Marks a per-document cache range as one into `LexTerms::terms`.
+const PERSISTENT: u32 = 1 << 31;
+
+impl LexTerms {
+    fn ready(&mut self, set: u64, epoch: u64) {
+        if self.set != set || self.epoch != epoch || self.terms.len() > LEX_TERMS_MAX {
+            self.set = set;
+            self.epoch = epoch;
+            self.slot.clear();
+            self.terms.clear();
+        }
+    }
 }
 
 /// One occurrence of a leaf (or, while looking terms up, of a term) in a
@@ -821,8 +857,10 @@ impl RuleSet {
             .iter()
             .map(|l| (l.field, l.term.clone().into_boxed_str()))
             .collect();
+        static SET_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok((
             RuleSet {
+                id: SET_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 specs,
                 rules,
                 leaves,
@@ -1105,59 +1143,98 @@ impl RuleSet {
         occs: &mut Vec<Occ>,
         scratch: &mut Scratch,
     ) {
-        // Terms per distinct surface, looked up once: (start, end) into
-        // `flat`. The surface determines the folded word and the stem, so
-        // each distinct word is also prefix-tested once per stream.
+        // Terms per distinct surface, looked up once per document: (start,
+        // end) into `flat`, or with PERSISTENT into `lex.terms` for
+        // surfaces the thread cache names.
         let Scratch {
             cache,
             flat,
             frontier,
             next,
+            lex,
         } = scratch;
+        lex.ready(self.id, doc.epoch());
         cache.clear();
-        cache.resize(doc.surface_count(), (u32::MAX, 0));
+        cache.resize(doc.surface_count(), (UNSET, 0));
         flat.clear();
         for tok in &stream.toks {
             let sid = tok.surface as usize;
             let Some(&(a, b)) = cache.get(sid) else {
                 continue;
             };
-            let (a, b) = if a == u32::MAX {
-                let a = flat.len();
-                if let Some(v) = ix.get(0, doc.key(tok)) {
-                    flat.extend_from_slice(v);
-                }
-                if !ix.exact.is_empty() {
-                    if let Some(v) = ix.get(1, doc.surface(tok)) {
-                        flat.extend_from_slice(v);
-                    }
-                }
-                if !ix.prefix.is_empty() {
-                    let word = doc.word(tok);
-                    let mut ends = word
-                        .char_indices()
-                        .map(|(i, _)| i)
-                        .skip(1)
-                        .chain([word.len()]);
-                    let mut seen = 0;
-                    for &n in &ix.prefix_lens {
-                        // `n` chars: the end of char n-1.
-                        let Some(e) = ends.nth(n - 1 - seen) else {
-                            break;
-                        };
-                        seen = n;
-                        if let Some(v) = word.get(..e).and_then(|p| ix.get(2, p)) {
-                            flat.extend_from_slice(v);
+            let (a, b) = if a == UNSET {
+                let r = match doc.lexeme(tok) {
+                    Some(entry) => {
+                        let slot = entry as usize * CLASSES + stream.class;
+                        if lex.slot.len() <= slot {
+                            let n = (slot + 1).next_power_of_two().max(4096);
+                            lex.slot.resize(n, (UNSET, 0));
+                        }
+                        match lex.slot.get(slot).copied() {
+                            Some((UNSET, _)) | None => {
+                                let a = lex.terms.len() as u32;
+                                self.terms_of(ix, doc, tok, &mut lex.terms);
+                                let r = (a, lex.terms.len() as u32);
+                                if let Some(x) = lex.slot.get_mut(slot) {
+                                    *x = r;
+                                }
+                                (r.0 | PERSISTENT, r.1)
+                            }
+                            Some((a, b)) => (a | PERSISTENT, b),
                         }
                     }
+                    None => {
+                        let a = flat.len() as u32;
+                        self.terms_of(ix, doc, tok, flat);
+                        (a, flat.len() as u32)
+                    }
+                };
+                if let Some(x) = cache.get_mut(sid) {
+                    *x = r;
                 }
-                cache[sid] = (a as u32, flat.len() as u32);
-                (a as u32, flat.len() as u32)
+                r
             } else {
                 (a, b)
             };
-            for &term in &flat[a as usize..b as usize] {
+            let terms = if a & PERSISTENT != 0 {
+                lex.terms.get((a & !PERSISTENT) as usize..b as usize)
+            } else {
+                flat.get(a as usize..b as usize)
+            };
+            for &term in terms.unwrap_or(&[]) {
                 self.occur(doc, s, stream, tok, term, occs, frontier, next);
+            }
+        }
+    }
+
+    /// Appends the terms token `tok` may start: its stem, its surface,
+    /// and its folded word's prefixes, looked up in `ix`.
+    fn terms_of(&self, ix: &Index, doc: &Document, tok: &Tok, out: &mut Vec<u32>) {
+        if let Some(v) = ix.get(0, doc.key(tok)) {
+            out.extend_from_slice(v);
+        }
+        if !ix.exact.is_empty() {
+            if let Some(v) = ix.get(1, doc.surface(tok)) {
+                out.extend_from_slice(v);
+            }
+        }
+        if !ix.prefix.is_empty() {
+            let word = doc.word(tok);
+            let mut ends = word
+                .char_indices()
+                .map(|(i, _)| i)
+                .skip(1)
+                .chain([word.len()]);
+            let mut seen = 0;
+            for &n in &ix.prefix_lens {
+                // `n` chars: the end of char n-1.
+                let Some(e) = ends.nth(n - 1 - seen) else {
+                    break;
+                };
+                seen = n;
+                if let Some(v) = word.get(..e).and_then(|p| ix.get(2, p)) {
+                    out.extend_from_slice(v);
+                }
             }
         }
     }

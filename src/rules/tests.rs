@@ -831,3 +831,35 @@ fn every_error_in_list_and_alias_elements_is_reported() {
         .collect();
     assert!(second.len() >= 2, "{e:?}");
 }
+
+#[test]
+fn term_cache_follows_rule_set_and_documents() {
+    // The per-thread term cache is keyed by cached surfaces: matching
+    // several sets against several documents in turn must give what a
+    // fresh matcher gives.
+    let a = set(vec![q("Kursk"), q("demin* NEAR/3 border"), q("=North")]);
+    let b = set(vec![
+        q("border -Kursk"),
+        q("\"north korea\""),
+        q("title:mines"),
+    ]);
+    let texts = [
+        "Kursk deminers reach the border",
+        "North Korea and the border",
+        "Mines near Kursk; de-mining at the border",
+        "north korea",
+    ];
+    for round in 0..3 {
+        for t in texts {
+            let d = doc(t);
+            for s in [&a, &b] {
+                assert_eq!(s.matches(&d), s.matches_exhaustive(&d), "{round} {t}");
+            }
+        }
+    }
+    // A document that hits must still hit after the other set ran.
+    let d = doc("Kursk deminers reach the border");
+    assert_eq!(a.matches(&d).len(), 2);
+    assert_eq!(b.matches(&d).len(), 0);
+    assert_eq!(a.matches(&d).len(), 2);
+}
