@@ -146,7 +146,7 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    /// `what` names the table in messages, e.g. "[daemon]" or "rule \"kursk\"".
+    /// `what` names the table in messages, e.g. `"[daemon]"` or "rule \"kursk\"".
     pub fn new(source: &Source, table: &'a Table, what: impl Into<String>) -> Self {
         Fields {
             table,

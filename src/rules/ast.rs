@@ -259,7 +259,7 @@ fn quoted(f: &mut fmt::Formatter<'_>, words: &[String]) -> fmt::Result {
 /// (spans aside) for every tree the parser produces. Every compound is
 /// parenthesised, so precedence never matters when reading it back. A word
 /// that would not read back bare (an operator such as `AND`, a leading `-`,
-/// characters outside [`is_word_char`], all from a quoted one-word phrase)
+/// characters outside `is_word_char`, all from a quoted one-word phrase)
 /// is printed quoted, which the parser reads as the same single word.
 ///
 /// Trees the parser never produces may not read back: a phrase of fewer

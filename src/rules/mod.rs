@@ -49,22 +49,27 @@
 //! # Index
 //!
 //! [`RuleSet::compile`] lowers every rule to an expression over leaves
-//! (word stem, exact surface, prefix, phrase, regex) and indexes the leaves
-//! per field class: stem -> word leaves and phrases starting with that
-//! stem; surface -> exact leaves and exact phrases; folded prefix -> prefix
-//! leaves (with the set of prefix lengths, so a token costs one lookup per
-//! distinct length). Rules whose value can be true with no indexed leaf
+//! (word stem, exact surface, prefix, phrase, regex), merges leaves that
+//! look for the same thing in the same field class into one term, and
+//! indexes the terms per field class: stem -> the word term and phrases
+//! starting with that stem; surface -> the exact term and exact phrases;
+//! folded prefix -> the prefix term (with the set of prefix lengths, so a
+//! token costs one lookup per distinct length). Rules whose value can be true with no indexed leaf
 //! present (purely negative rules, regex-only rules; three-valued
 //! evaluation with regexes unknown) go on an always-check list.
 //!
 //! # Evaluation
 //!
-//! [`Document::new`] tokenizes each field once and stems each distinct word
-//! once. [`RuleSet::matches`] looks each distinct word up once per stream
-//! (stem map + prefix lengths), each token's surface in the exact map,
-//! verifies phrases from their head token, and collects leaf occurrences
-//! (positions + char spans) sorted by leaf. Only the rules owning an
-//! occurrence, plus the always-check list, are evaluated: AND/OR/NOT over
+//! [`Document::new`] tokenizes each field once and folds and stems each
+//! distinct surface once per thread. [`RuleSet::matches`] looks each
+//! distinct surface up once per stream (stem, exact and prefix maps, or
+//! the per-thread term cache), verifies phrases from their head token, and
+//! records each distinct term's occurrences (positions + char spans) once.
+//! The leaves of the terms found mark their rules' leaf masks; a rule with
+//! a trigger leaf present (see `triggers` in `engine.rs`: for AND and NEAR
+//! only the cheapest side's leaves trigger) or on the always-check list
+//! runs a three-valued quick check over its mask (NEAR and regexes
+//! unknown); rules not ruled out are evaluated in full: AND/OR/NOT over
 //! "has occurrences", NEAR over pairs of occurrences from the two sides
 //! (`gap <= N` positions, distinct tokens, ONEAR: left first). A true
 //! subtree returns the occurrences that made it true; those become the
