@@ -364,7 +364,11 @@ pub fn load_from(
             Err(d) => diags.push(d),
         }
     }
-    if rule_paths.is_empty() {
+    // A `rules` key of the wrong type has its own error already.
+    let rules_mistyped = daemon_table
+        .and_then(|t| t.get("rules"))
+        .is_some_and(|i| !i.as_array().is_some_and(|a| a.is_empty()));
+    if rule_paths.is_empty() && !rules_mistyped {
         let at = daemon_table.map_or(Pos(0), |t| reader::table_pos(&source, t));
         diags.push(diag_at(
             &source,
@@ -1065,6 +1069,31 @@ path = "alerts.jsonl"
                 "/cfg/rules.toml:12:10: unknown sink \"nowhere\"; configured sinks: out",
             ]
         );
+    }
+
+    #[test]
+    fn mistyped_rules_key_is_one_error_and_missing_files_another() {
+        let rules = "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\n";
+        let main = MAIN.replace("rules = [\"rules.toml\"]", "rules = \"rules.toml\"");
+        let got: Vec<String> = load_str(&main, rules)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(
+            got,
+            vec!["/cfg/wirewatch.toml:5:9: `rules` must be a list of strings, found a string"]
+        );
+        let main = MAIN.replace("rules = [\"rules.toml\"]", "rules = []");
+        let got: Vec<String> = load_str(&main, rules)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("no rule files"), "{got:?}");
     }
 
     #[test]

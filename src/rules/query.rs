@@ -885,7 +885,9 @@ impl Parser<'_> {
             None => {
                 return Err(QueryError::new(
                     self.src.len(),
-                    format!("expected ')' to close '(' at col {col}"),
+                    format!(
+                        "expected ')' to close the '(' opened at character {col} of this query"
+                    ),
                 ))
             }
         }
@@ -896,7 +898,7 @@ impl Parser<'_> {
             }) => Ok(inner),
             other => Err(QueryError::new(
                 other.map_or(self.src.len(), |t| t.span.start),
-                format!("expected ')' to close '(' at col {col}"),
+                format!("expected ')' to close the '(' opened at character {col} of this query"),
             )),
         }
     }
@@ -1263,10 +1265,26 @@ mod tests {
         assert_err("a NOT", 5, "expected a term after NOT");
         assert_err("a -", 2, "expected a term right after '-'");
         assert_err("a - b", 2, "expected a term right after '-'");
-        assert_err("(a OR b", 7, "expected ')' to close '(' at col 1");
-        assert_err("x (a OR (b)", 11, "expected ')' to close '(' at col 3");
-        assert_err("Курск (a", 13, "expected ')' to close '(' at col 7");
-        assert_err("(", 1, "expected ')' to close '(' at col 1");
+        assert_err(
+            "(a OR b",
+            7,
+            "expected ')' to close the '(' opened at character 1 of this query",
+        );
+        assert_err(
+            "x (a OR (b)",
+            11,
+            "expected ')' to close the '(' opened at character 3 of this query",
+        );
+        assert_err(
+            "Курск (a",
+            13,
+            "expected ')' to close the '(' opened at character 7 of this query",
+        );
+        assert_err(
+            "(",
+            1,
+            "expected ')' to close the '(' opened at character 1 of this query",
+        );
         assert_err("( AND a)", 2, "expected a term after '('");
         assert_err("a)", 1, "unexpected ')' with no matching '('");
         assert_err(")", 0, "unexpected ')'");
