@@ -200,7 +200,7 @@ struct Meta {
     /// An occurrence makes the rule a candidate (see [`triggers`]).
     trigger: bool,
     /// The leaf's bit in its rule's leaf mask (`leaf - first leaf of the
-    /// rule`); [`NO_BIT`] past the mask's 64 bits.
+    /// rule`); [`NO_BIT`] past the mask's [`MASK_BITS`] bits.
     bit: u8,
     /// The term the leaf looks for; [`NO_TERM`] for regex leaves.
     term: u32,
@@ -446,7 +446,7 @@ fn quick(ops: &[u16], mask: u64) -> Tri {
         let op = Op::decode(op);
         let v = match op {
             Op::Leaf(b) => {
-                if b < 64 && mask >> b & 1 == 1 {
+                if b < MASK_BITS && mask >> b & 1 == 1 {
                     Tri::True
                 } else {
                     Tri::False
@@ -520,7 +520,7 @@ fn emit(e: &Expr, leaves: &[Leaf], base: u32, out: &mut Vec<Op>) -> usize {
             let op = match leaves.get(*id as usize).map(|l| &l.kind) {
                 Some(LeafKind::Regex(_)) | None => Op::Unknown,
                 Some(_) => match id.checked_sub(base) {
-                    Some(b) if b < 64 => Op::Leaf(b as u8),
+                    Some(b) if b < u32::from(MASK_BITS) => Op::Leaf(b as u8),
                     _ => Op::Unknown,
                 },
             };
@@ -553,22 +553,23 @@ fn emit(e: &Expr, leaves: &[Leaf], base: u32, out: &mut Vec<Op>) -> usize {
     }
 }
 
-/// Per-rule state while matching one document.
-#[derive(Debug, Clone, Copy, Default)]
-struct RuleState {
-    /// Bits of the rule's leaves that occurred.
-    mask: u64,
-    touched: bool,
-    /// A trigger leaf occurred (or the rule is on the always list).
-    trigger: bool,
-}
+/// Leaf bits of a rule's state word; the top two bits are flags.
+const MASK_BITS: u8 = 62;
+/// State flag: the rule is in the touched list.
+const TOUCHED: u64 = 1 << 63;
+/// State flag: a trigger leaf occurred (or the rule is on the always
+/// list).
+const TRIGGERED: u64 = 1 << 62;
+const LEAF_BITS: u64 = TRIGGERED - 1;
 
 /// Buffers for [`RuleSet::matches`], kept per thread so matching an item
-/// allocates little. `state` has one entry per rule of the largest set
-/// this thread matched with (16 bytes each); entries are reset after use.
+/// allocates little. `state` has one word per rule of the largest set this
+/// thread matched with: the bits of the rule's leaves that occurred (leaf
+/// `bit`, see [`Meta::bit`]) and the [`TOUCHED`] and [`TRIGGERED`] flags;
+/// words are reset after use.
 #[derive(Default)]
 struct MatchScratch {
-    state: Vec<RuleState>,
+    state: Vec<u64>,
     /// Set while a match is in progress: if it is still set at the start
     /// (a panic unwound through a match), every entry is reset.
     dirty: bool,
@@ -797,7 +798,7 @@ impl RuleSet {
                     LeafKind::Regex(_) => Tag::Regex,
                 },
                 bit: match (id as u32).checked_sub(first_leaf(l.rule)) {
-                    Some(b) if b < 64 => b as u8,
+                    Some(b) if b < u32::from(MASK_BITS) => b as u8,
                     _ => NO_BIT,
                 },
                 term: leaf_term.get(id).copied().unwrap_or(NO_TERM),
@@ -924,11 +925,11 @@ impl RuleSet {
     ) -> Vec<RuleMatch> {
         let (n, nt) = (self.rules.len(), self.term_kinds.len());
         if s.dirty {
-            s.state.iter_mut().for_each(|st| *st = RuleState::default());
+            s.state.iter_mut().for_each(|st| *st = 0);
             s.spans.iter_mut().for_each(|sp| *sp = (0, 0));
         }
         if s.state.len() < n {
-            s.state.resize(n, RuleState::default());
+            s.state.resize(n, 0);
         }
         if s.spans.len() < nt {
             s.spans.resize(nt, (0, 0));
@@ -1000,14 +1001,11 @@ impl RuleSet {
                 let Some(st) = state.get_mut(m.rule as usize) else {
                     continue;
                 };
-                if !st.touched {
-                    st.touched = true;
+                if *st & TOUCHED == 0 {
                     touched.push(m.rule);
                 }
-                if m.bit != NO_BIT {
-                    st.mask |= 1 << m.bit;
-                }
-                st.trigger |= m.trigger;
+                let bit = if m.bit < MASK_BITS { 1 << m.bit } else { 0 };
+                *st |= TOUCHED | bit | if m.trigger { TRIGGERED } else { 0 };
             }
         }
         let all: Vec<u32>;
@@ -1019,22 +1017,22 @@ impl RuleSet {
         };
         for &r in always {
             if let Some(st) = state.get_mut(r as usize) {
-                if !st.touched {
-                    st.touched = true;
+                if *st & TOUCHED == 0 {
                     touched.push(r);
                 }
-                st.trigger = true;
+                *st |= TOUCHED | TRIGGERED;
             }
         }
         let feed = doc.values(4).first().map_or("", |s| s.as_str());
         let mut out = Vec::new();
         for &r in touched.iter() {
-            let (Some(st), Some(info)) = (state.get(r as usize), self.info.get(r as usize)) else {
+            let (Some(&st), Some(info)) = (state.get(r as usize), self.info.get(r as usize)) else {
                 continue;
             };
-            if !st.trigger {
+            if st & TRIGGERED == 0 {
                 continue;
             }
+            let mask = st & LEAF_BITS;
             if info.feeds {
                 let ok = self
                     .rules
@@ -1045,7 +1043,7 @@ impl RuleSet {
                     continue;
                 }
             }
-            let known_true = match quick(info.program(&self.ops), st.mask) {
+            let known_true = match quick(info.program(&self.ops), mask) {
                 _ if exhaustive => false,
                 Tri::False => continue,
                 Tri::True => true,
@@ -1056,7 +1054,7 @@ impl RuleSet {
                 doc,
                 occs,
                 spans,
-                mask: st.mask,
+                mask,
             };
             if let Some(m) = self.evaluate(&ev, r, known_true, hits) {
                 out.push(m);
@@ -1064,7 +1062,7 @@ impl RuleSet {
         }
         for &r in touched.iter() {
             if let Some(st) = state.get_mut(r as usize) {
-                *st = RuleState::default();
+                *st = 0;
             }
         }
         // Rules were visited in the order the document touched them.

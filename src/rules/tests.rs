@@ -863,3 +863,24 @@ fn term_cache_follows_rule_set_and_documents() {
     assert_eq!(b.matches(&d).len(), 0);
     assert_eq!(a.matches(&d).len(), 2);
 }
+
+#[test]
+fn rules_with_more_leaves_than_the_mask_holds() {
+    // Leaves past the mask's bits are "unknown" to the quick check and
+    // looked up during full evaluation.
+    let words: Vec<String> = (0..70).map(|i| format!("w{i}x")).collect();
+    let many = format!("({}) AND kursk", words.join(" OR "));
+    let negated = format!("kursk -({})", words.join(" OR "));
+    let rules = set(vec![q(&many), q(&negated)]);
+    for (text, want) in [
+        ("kursk w69x", vec![0]),
+        ("kursk w3x", vec![0]),
+        ("kursk alone", vec![1]),
+        ("w69x alone", vec![]),
+    ] {
+        let d = doc(text);
+        let got: Vec<usize> = rules.matches(&d).iter().map(|m| m.rule).collect();
+        assert_eq!(got, want, "{text}");
+        assert_eq!(rules.matches(&d), rules.matches_exhaustive(&d), "{text}");
+    }
+}
