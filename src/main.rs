@@ -99,6 +99,9 @@ fn init_logging(default: &str) {
         .try_init();
 }
 
+/// Async worker threads at most (one per core below that).
+const MAX_WORKERS: usize = 4;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match cli.command {
@@ -107,7 +110,13 @@ fn main() -> ExitCode {
         _ => "error",
     };
     init_logging(level);
+    // Polling is I/O-bound; few workers are plenty, and each worker that
+    // matches items keeps bounded per-thread caches (ARCHITECTURE.md).
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, MAX_WORKERS);
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
     {
