@@ -59,11 +59,7 @@ pub(super) fn split_of(class: usize) -> Split {
 pub(super) fn split_words(text: &str, split: Split) -> Vec<(usize, &str)> {
     match split {
         Split::Words if text.is_ascii() => ascii_words(text),
-        Split::Words => common_words(text).unwrap_or_else(|| {
-            text.unicode_word_indices()
-                .filter(|(_, w)| w.chars().any(char::is_alphanumeric))
-                .collect()
-        }),
+        Split::Words => common_words(text).unwrap_or_else(|| pieced_words(text)),
         Split::Alnum => {
             let mut out = Vec::new();
             let mut start = None;
@@ -83,6 +79,42 @@ pub(super) fn split_words(text: &str, split: Split) -> Vec<(usize, &str)> {
             out
         }
     }
+}
+
+/// UAX #29 words of a `text` holding chars [`wb_class`] does not know,
+/// without sending all of it down the slow path: the text is cut before
+/// every ASCII letter or digit that follows an ASCII space, tab or line
+/// break. Such a place is always a word boundary and no rule looks across
+/// it (WB4, WB3c and WB5-WB13b need a char other than a space on its left;
+/// rules that look two chars back or one ahead need a Mid char next to it;
+/// regional-indicator parity stops at the letter). Each piece is split by
+/// [`common_words`] when it can be, by `unicode_word_indices` otherwise.
+/// Proptests in `common_tests` compare the result with the whole text's.
+fn pieced_words(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::with_capacity(text.len() / 6 + 1);
+    let mut piece = |from: usize, to: usize| {
+        let Some(p) = text.get(from..to) else {
+            return;
+        };
+        match common_words(p) {
+            Some(words) => out.extend(words.into_iter().map(|(i, w)| (from + i, w))),
+            None => out.extend(
+                p.unicode_word_indices()
+                    .filter(|(_, w)| w.chars().any(char::is_alphanumeric))
+                    .map(|(i, w)| (from + i, w)),
+            ),
+        }
+    };
+    let b = text.as_bytes();
+    let mut start = 0;
+    for i in 1..b.len() {
+        if matches!(b[i - 1], b' ' | b'\t' | b'\n' | b'\r') && b[i].is_ascii_alphanumeric() {
+            piece(start, i);
+            start = i;
+        }
+    }
+    piece(start, b.len());
+    out
 }
 
 /// UAX #29 words of an ASCII `text` holding a letter or digit: the same
@@ -1092,6 +1124,23 @@ mod common_tests {
         ) {
             let text: String = chars.into_iter().collect();
             prop_assert_eq!(common_words(&text), Some(uax(&text)));
+        }
+
+        #[test]
+        fn pieced_words_agree(chars in prop::collection::vec(
+            prop_oneof![
+                12 => tricky(),
+                4 => prop::sample::select(vec![' ', '\t', '\n', 'a', 'Z', '7']),
+                3 => prop::sample::select(vec![
+                    '\u{AD}', '\u{200D}', '\u{301}', '\u{483}', '\u{202F}', '\u{200B}',
+                    '\u{2139}', '\u{1F525}', '\u{1F1F7}', '\u{1F1FA}', '\u{FE0F}', '\u{5D0}',
+                    '\u{30A2}', '\u{4E00}', '\u{E01}', '²', '©',
+                ]),
+                1 => any::<char>(),
+            ], 0..48)
+        ) {
+            let text: String = chars.into_iter().collect();
+            prop_assert_eq!(pieced_words(&text), uax(&text));
         }
 
         #[test]
