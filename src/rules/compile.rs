@@ -134,17 +134,23 @@ pub(super) enum LeafKind {
 }
 
 impl LeafKind {
-    /// Identity for contradiction checks.
-    fn signature(&self, field: Field) -> Option<(Field, u8, String, u32)> {
+    /// What the leaf looks for, whatever its field: equal for leaves that
+    /// find the same occurrences in one token stream; `None` for regexes.
+    pub(super) fn identity(&self) -> Option<(u8, String, u32)> {
         Some(match self {
-            LeafKind::Word(w) => (field, 0, w.clone(), 0),
-            LeafKind::Exact(w) => (field, 1, w.clone(), 0),
-            LeafKind::Prefix(p) => (field, 2, p.clone(), 0),
+            LeafKind::Word(w) => (0, w.clone(), 0),
+            LeafKind::Exact(w) => (1, w.clone(), 0),
+            LeafKind::Prefix(p) => (2, p.clone(), 0),
             LeafKind::Phrase { words, slop, exact } => {
-                (field, 3 + u8::from(*exact), words.join(" "), *slop)
+                (3 + u8::from(*exact), words.join(" "), *slop)
             }
             LeafKind::Regex(_) => return None,
         })
+    }
+
+    /// Identity for contradiction checks.
+    fn signature(&self, field: Field) -> Option<(Field, u8, String, u32)> {
+        self.identity().map(|(k, s, n)| (field, k, s, n))
     }
 }
 

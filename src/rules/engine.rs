@@ -170,8 +170,9 @@ pub struct RuleSet {
     ops: Vec<u16>,
     /// Every rule's expression, flattened (see [`Node`]).
     nodes: Vec<Node>,
-    /// What each term is (terms are numbered by the index of their class).
-    term_kinds: Vec<TermKind>,
+    /// `phrases[t]`: term `t` when it is a phrase (terms are numbered
+    /// across the classes' indexes).
+    phrases: Vec<Option<Phrase>>,
     /// `term_leaf[term_leaves_at[t]..term_leaves_at[t + 1]]`: the leaves
     /// looking for term `t`.
     term_leaves_at: Vec<u32>,
@@ -181,22 +182,12 @@ pub struct RuleSet {
     always: Vec<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tag {
-    Word,
-    Exact,
-    Prefix,
-    Phrase,
-    Regex,
-}
-
 /// Per-leaf facts gathered while compiling, copied into [`TermLeaf`] and
 /// [`Node`] for the hot loops.
 #[derive(Debug, Clone, Copy)]
 struct Meta {
     rule: u32,
     field: Field,
-    tag: Tag,
     /// An occurrence makes the rule a candidate (see [`triggers`]).
     trigger: bool,
     /// The leaf's bit in its rule's leaf mask (`leaf - first leaf of the
@@ -212,7 +203,7 @@ const NO_BIT: u8 = u8::MAX;
 const NO_TERM: u32 = u32::MAX;
 
 /// The index stores term ids with how an occurrence is taken in the top
-/// two bits, so the lookup loop reads [`TermKind`] only for phrases: a word
+/// two bits, so the lookup loop reads [`Phrase`]s only for phrases: a word
 /// or prefix ends where a stemmed hit stops, an exact term with its token.
 const TAG_MASK: u32 = 0b11 << 30;
 const TAG_WORD: u32 = 0;
@@ -222,34 +213,14 @@ const TAG_PHRASE: u32 = 2 << 30;
 /// Terms a rule set may hold (ids must leave the tag bits free).
 const MAX_TERMS: usize = 1 << 30;
 
-/// A distinct thing to look for in one field class (compile time).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum TermKey {
-    Word(String),
-    Exact(String),
-    Prefix(String),
-    Phrase {
-        words: Vec<String>,
-        slop: u32,
-        exact: bool,
-    },
-}
-
-/// How an occurrence of a term is verified and where it ends.
+/// A phrase term, verified from its first word on (word, prefix and exact
+/// terms need no verification: their index entries say where an
+/// occurrence ends).
 #[derive(Debug, Clone)]
-enum TermKind {
-    /// A stem: ends where a stemmed hit stops (a possessive `'s` left out).
-    Word,
-    /// A surface: ends with the token.
-    Exact,
-    /// A folded prefix: like `Word`.
-    Prefix,
-    /// Verified from its first word on.
-    Phrase {
-        words: Box<[String]>,
-        slop: u32,
-        exact: bool,
-    },
+struct Phrase {
+    words: Box<[String]>,
+    slop: u32,
+    exact: bool,
 }
 
 /// One node of a rule's expression, flattened: each rule's nodes are
@@ -301,7 +272,7 @@ fn flatten(e: &Expr, meta: &[Meta], out: &mut Vec<Node>) {
                 return;
             };
             out.push(Node {
-                kind: if m.tag == Tag::Regex {
+                kind: if m.term == NO_TERM {
                     NodeKind::Regex
                 } else {
                     NodeKind::Leaf
@@ -701,24 +672,16 @@ impl RuleSet {
         // Distinct terms per field class: leaves that look for the same
         // thing share one term, found once per item.
         let mut index: [Index; CLASSES] = Default::default();
-        let mut term_ids: FxMap<(usize, TermKey), u32> = FxMap::default();
-        let mut terms: Vec<TermKind> = Vec::new();
+        let mut term_ids: FxMap<(usize, (u8, String, u32)), u32> = FxMap::default();
+        let mut phrases: Vec<Option<Phrase>> = Vec::new();
         let mut leaf_term = vec![NO_TERM; leaves.len()];
         for (id, leaf) in leaves.iter().enumerate() {
             let class = class_of(leaf.field);
-            let key = match &leaf.kind {
-                LeafKind::Word(w) => TermKey::Word(w.clone()),
-                LeafKind::Exact(w) => TermKey::Exact(w.clone()),
-                LeafKind::Prefix(p) => TermKey::Prefix(p.clone()),
-                LeafKind::Phrase { words, slop, exact } => TermKey::Phrase {
-                    words: words.clone(),
-                    slop: *slop,
-                    exact: *exact,
-                },
-                LeafKind::Regex(_) => continue,
+            let Some(key) = leaf.kind.identity() else {
+                continue;
             };
-            let next = terms.len() as u32;
-            let t = *term_ids.entry((class, key.clone())).or_insert(next);
+            let next = phrases.len() as u32;
+            let t = *term_ids.entry((class, key)).or_insert(next);
             if let Some(slot) = leaf_term.get_mut(id) {
                 *slot = t;
             }
@@ -726,35 +689,31 @@ impl RuleSet {
                 continue;
             }
             let ix = &mut index[class];
-            match key {
-                TermKey::Word(w) => {
-                    ix.stems.entry(w).or_default().push(t | TAG_WORD);
-                    terms.push(TermKind::Word);
-                }
-                TermKey::Exact(w) => {
-                    ix.exact.entry(w).or_default().push(t | TAG_EXACT);
-                    terms.push(TermKind::Exact);
-                }
-                TermKey::Prefix(p) => {
+            let mut phrase = None;
+            match &leaf.kind {
+                LeafKind::Word(w) => ix.stems.entry(w.clone()).or_default().push(t | TAG_WORD),
+                LeafKind::Exact(w) => ix.exact.entry(w.clone()).or_default().push(t | TAG_EXACT),
+                LeafKind::Prefix(p) => {
                     let n = p.chars().count();
                     if let Err(k) = ix.prefix_lens.binary_search(&n) {
                         ix.prefix_lens.insert(k, n);
                     }
-                    ix.prefix.entry(p).or_default().push(t | TAG_WORD);
-                    terms.push(TermKind::Prefix);
+                    ix.prefix.entry(p.clone()).or_default().push(t | TAG_WORD);
                 }
-                TermKey::Phrase { words, slop, exact } => {
-                    let map = if exact { &mut ix.exact } else { &mut ix.stems };
+                LeafKind::Phrase { words, slop, exact } => {
+                    let map = if *exact { &mut ix.exact } else { &mut ix.stems };
                     if let Some(w) = words.first() {
                         map.entry(w.clone()).or_default().push(t | TAG_PHRASE);
                     }
-                    terms.push(TermKind::Phrase {
-                        words: words.into_boxed_slice(),
-                        slop,
-                        exact,
+                    phrase = Some(Phrase {
+                        words: words.clone().into_boxed_slice(),
+                        slop: *slop,
+                        exact: *exact,
                     });
                 }
+                LeafKind::Regex(_) => {}
             }
+            phrases.push(phrase);
         }
         let always = rules
             .iter()
@@ -790,13 +749,6 @@ impl RuleSet {
                 trigger,
                 rule: l.rule,
                 field: l.field,
-                tag: match l.kind {
-                    LeafKind::Word(_) => Tag::Word,
-                    LeafKind::Exact(_) => Tag::Exact,
-                    LeafKind::Prefix(_) => Tag::Prefix,
-                    LeafKind::Phrase { .. } => Tag::Phrase,
-                    LeafKind::Regex(_) => Tag::Regex,
-                },
                 bit: match (id as u32).checked_sub(first_leaf(l.rule)) {
                     Some(b) if b < u32::from(MASK_BITS) => b as u8,
                     _ => NO_BIT,
@@ -836,7 +788,7 @@ impl RuleSet {
         for ix in &mut index {
             ix.build_filter();
         }
-        let mut term_leaves: Vec<Vec<TermLeaf>> = vec![Vec::new(); terms.len()];
+        let mut term_leaves: Vec<Vec<TermLeaf>> = vec![Vec::new(); phrases.len()];
         for (&t, m) in leaf_term.iter().zip(&meta) {
             if let Some(v) = term_leaves.get_mut(t as usize) {
                 v.push(TermLeaf {
@@ -847,7 +799,7 @@ impl RuleSet {
                 });
             }
         }
-        let mut term_leaves_at = Vec::with_capacity(terms.len() + 1);
+        let mut term_leaves_at = Vec::with_capacity(phrases.len() + 1);
         let mut term_leaf = Vec::with_capacity(leaves.len());
         for v in term_leaves {
             term_leaves_at.push(term_leaf.len() as u32);
@@ -869,7 +821,7 @@ impl RuleSet {
                 info,
                 ops: spilled,
                 nodes,
-                term_kinds: terms,
+                phrases,
                 term_leaves_at,
                 term_leaf,
                 index,
@@ -923,7 +875,7 @@ impl RuleSet {
         s: &mut MatchScratch,
         exhaustive: bool,
     ) -> Vec<RuleMatch> {
-        let (n, nt) = (self.rules.len(), self.term_kinds.len());
+        let (n, nt) = (self.rules.len(), self.phrases.len());
         if s.dirty {
             s.state.iter_mut().for_each(|st| *st = 0);
             s.spans.iter_mut().for_each(|sp| *sp = (0, 0));
@@ -938,6 +890,7 @@ impl RuleSet {
         s.occs.clear();
         s.touched.clear();
         s.found.clear();
+        s.lookup.lex.ready(self.id, doc.epoch());
         for (i, stream) in doc.streams.iter().enumerate() {
             let ix = &self.index[stream.class];
             if !ix.is_empty() {
@@ -1151,7 +1104,6 @@ impl RuleSet {
             next,
             lex,
         } = scratch;
-        lex.ready(self.id, doc.epoch());
         cache.clear();
         cache.resize(doc.surface_count(), (UNSET, 0));
         flat.clear();
@@ -1254,8 +1206,8 @@ impl RuleSet {
         let (pos_end, end) = match tag {
             TAG_WORD => (tok.pos_end, tok.hl_end),
             TAG_EXACT => (tok.pos_end, tok.end),
-            _ => match self.term_kinds.get(term as usize) {
-                Some(TermKind::Phrase { words, slop, exact }) => {
+            _ => match self.phrases.get(term as usize) {
+                Some(Some(Phrase { words, slop, exact })) => {
                     match phrase_end(doc, stream, tok, words, *slop, *exact, frontier, next) {
                         Some(x) => x,
                         None => return,
