@@ -997,6 +997,14 @@ impl RuleBook {
 mod tests {
     use super::*;
 
+    /// The errors of a config that must not load, as printed.
+    fn load_errors(main: &str, rules: &str) -> Vec<String> {
+        match load_str(main, rules) {
+            Ok(_) => panic!("config loaded but should not"),
+            Err(errs) => errs.0.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
     fn load_str(main: &str, rules: &str) -> Result<Config, ConfigErrors> {
         let rules = rules.to_string();
         load_from(
@@ -1056,8 +1064,7 @@ path = "alerts.jsonl"
             "poll_interval = \"5 minutes\"\nfrobnicate = 1",
         );
         let rules = "[[rule]]\nid = \"a\"\nany = [\"Kursk\"]\nsinkz = [\"out\"]\n\n[[rule]]\nid = \"b\"\n\n[[rule]]\nid = \"a\"\nany = [\"x\"]\nsinks = [\"nowhere\"]\n";
-        let errs = load_str(&main, rules).unwrap_err();
-        let got: Vec<String> = errs.0.iter().map(|d| d.to_string()).collect();
+        let got = load_errors(&main, rules);
         assert_eq!(
             got,
             vec![
@@ -1075,23 +1082,13 @@ path = "alerts.jsonl"
     fn mistyped_rules_key_is_one_error_and_missing_files_another() {
         let rules = "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\n";
         let main = MAIN.replace("rules = [\"rules.toml\"]", "rules = \"rules.toml\"");
-        let got: Vec<String> = load_str(&main, rules)
-            .unwrap_err()
-            .0
-            .iter()
-            .map(|d| d.to_string())
-            .collect();
+        let got = load_errors(&main, rules);
         assert_eq!(
             got,
             vec!["/cfg/wirewatch.toml:5:9: `rules` must be a list of strings, found a string"]
         );
         let main = MAIN.replace("rules = [\"rules.toml\"]", "rules = []");
-        let got: Vec<String> = load_str(&main, rules)
-            .unwrap_err()
-            .0
-            .iter()
-            .map(|d| d.to_string())
-            .collect();
+        let got = load_errors(&main, rules);
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].contains("no rule files"), "{got:?}");
     }
@@ -1104,8 +1101,7 @@ path = "alerts.jsonl"
                 "url = \"ftp://x\"\ninterval = \"0s\"",
             )
             .replace("backfill = \"all\"", "backfill = \"yesterday\"");
-        let errs = load_str(&main, "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\n").unwrap_err();
-        let got: Vec<String> = errs.0.iter().map(|d| d.to_string()).collect();
+        let got = load_errors(&main, "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\n");
         assert_eq!(got.len(), 3, "{got:#?}");
         assert!(got[0].starts_with("/cfg/wirewatch.toml:9:7: feed url \"ftp://x\""));
         assert!(got[1].starts_with("/cfg/wirewatch.toml:10:12: `interval` must be longer than 0s"));
