@@ -42,7 +42,13 @@ pub struct ParsedFeed {
 pub struct Alert {
     /// Stable for (rule id, item key): receivers may drop duplicates by it.
     pub id: String,
+    /// The rule that names the alert: the most severe of `rules`.
     pub rule: AlertRule,
+    /// Every rule that matched the item and sends to this sink, most severe
+    /// first (`rules[0] == rule`). One item gives one alert per sink however
+    /// many rules it matched.
+    #[serde(default)]
+    pub rules: Vec<AlertRule>,
     pub feed: AlertFeed,
     pub item: AlertItem,
     /// The matched terms as written in the text, in order of first hit.

@@ -142,12 +142,14 @@ fn alerts_for_doc(
                 &snippet_hits(&config.rules, &m),
                 config.daemon.snippet_max_chars,
             );
+            let rule = AlertRule {
+                id: meta.id.clone(),
+                severity: meta.severity.as_str().to_string(),
+            };
             let alert = Alert {
                 id: alert_id(&meta.id, &item.key),
-                rule: AlertRule {
-                    id: meta.id.clone(),
-                    severity: meta.severity.as_str().to_string(),
-                },
+                rules: vec![rule.clone()],
+                rule,
                 feed: feed.clone(),
                 item: AlertItem {
                     key: item.key.clone(),

@@ -30,7 +30,7 @@ impl Sink for JsonlSink {
     }
 
     async fn deliver(&self, alert: &Alert) -> Result<(), SinkError> {
-        let mut line = serde_json::to_vec(alert).map_err(|e| SinkError(e.to_string()))?;
+        let mut line = serde_json::to_vec(alert).map_err(|e| SinkError::rejected(e.to_string()))?;
         line.push(b'\n');
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -48,7 +48,7 @@ impl Sink for JsonlSink {
             f.sync_data()
         })
         .await
-        .map_err(|e| SinkError(e.to_string()))?
-        .map_err(|e| SinkError(format!("cannot append to {}: {e}", self.path.display())))
+        .map_err(|e| SinkError::transient(e.to_string()))?
+        .map_err(|e| SinkError::transient(format!("cannot append to {}: {e}", self.path.display())))
     }
 }

@@ -3,13 +3,15 @@
 //! A sink receives one alert at a time and answers only when it has taken
 //! it (written, flushed, accepted by the receiver). The deliverer removes an
 //! alert from the outbox only after `Ok`, so a sink must not report success
-//! early. Adding a sink kind (webhook, desktop) means one file here and one
-//! arm in [`build`].
+//! early. A failure says how the deliverer should treat it (see
+//! [`SinkError`]). Adding a sink kind means one file here and one arm in
+//! [`build`].
 
 mod jsonl;
 mod stdout;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -19,10 +21,44 @@ use crate::model::Alert;
 pub use jsonl::JsonlSink;
 pub use stdout::{render_alert, StdoutSink};
 
-/// Why a delivery failed; every failure is retried by the deliverer.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SinkError(pub String);
+/// Why a delivery failed, and what the deliverer does about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// Worth trying again: connection refused or reset, timeouts, 5xx,
+    /// 408, 429, a missing or frozen notification server, a full disk.
+    /// `retry_after` is the receiver's own wish (`Retry-After`), honoured
+    /// when longer than the backoff.
+    #[error("{message}")]
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The receiver refused this alert (other 4xx, 3xx, a bad payload):
+    /// retried a few times in case the receiver is being fixed, then kept
+    /// as a dead letter.
+    #[error("{message}")]
+    Rejected { message: String },
+    /// The endpoint is gone for good (HTTP 410): the sink is disabled and
+    /// reported until `wirewatch alerts retry --sink ID` or a config change
+    /// re-enables it.
+    #[error("{message}")]
+    Gone { message: String },
+}
+
+impl SinkError {
+    pub fn transient(message: impl Into<String>) -> SinkError {
+        SinkError::Transient {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn rejected(message: impl Into<String>) -> SinkError {
+        SinkError::Rejected {
+            message: message.into(),
+        }
+    }
+}
 
 #[async_trait]
 pub trait Sink: Send + Sync {

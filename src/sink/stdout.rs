@@ -41,7 +41,7 @@ impl Sink for StdoutSink {
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())
             .and_then(|_| out.flush())
-            .map_err(|e| SinkError(format!("cannot write to stdout: {e}")))
+            .map_err(|e| SinkError::transient(format!("cannot write to stdout: {e}")))
     }
 }
 
