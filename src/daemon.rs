@@ -112,16 +112,29 @@ pub async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) -> anyhow::Result<()>
         state = %ctx.state.path().display(), pruned, "wirewatch started");
 
     let tracker = TaskTracker::new();
-    let sinks: Vec<Arc<dyn Sink>> = config.sinks.iter().map(sink::build).collect();
-    let wakes: Arc<Vec<Arc<Notify>>> =
-        Arc::new(sinks.iter().map(|_| Arc::new(Notify::new())).collect());
-    for (s, wake) in sinks.iter().zip(wakes.iter()) {
-        tracker.spawn(deliver::run_worker(
-            ctx.clone(),
-            s.clone(),
-            wake.clone(),
-            cancel.clone(),
-        ));
+    let wakes: Arc<Vec<Arc<Notify>>> = Arc::new(
+        config
+            .sinks
+            .iter()
+            .map(|_| Arc::new(Notify::new()))
+            .collect(),
+    );
+    for (cfg, wake) in config.sinks.iter().zip(wakes.iter()) {
+        // A sink that cannot start keeps its alerts queued; the rest go on.
+        match sink::build(cfg) {
+            Ok(s) => {
+                tracker.spawn(deliver::run_worker(
+                    ctx.clone(),
+                    s,
+                    cfg.retry,
+                    wake.clone(),
+                    cancel.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::error!(sink = %cfg.id, error = %e, "sink cannot start; its alerts stay queued")
+            }
+        }
     }
     for feed in &config.feeds {
         tracker.spawn(feed_loop(
@@ -151,6 +164,10 @@ pub struct OnceReport {
     pub delivered: usize,
     /// Alerts that stay queued because their sink failed.
     pub undelivered: usize,
+    /// Alerts that became dead letters in this pass.
+    pub dead: usize,
+    /// Sinks switched off because their endpoint is gone.
+    pub disabled_sinks: Vec<String>,
 }
 
 /// Polls every feed once (concurrently, within the fetch bound), then
@@ -177,10 +194,19 @@ pub async fn once(ctx: Arc<Ctx>) -> anyhow::Result<OnceReport> {
     }
     report.failed.sort();
     for cfg in &ctx.config.sinks {
-        let s = sink::build(cfg);
-        report.delivered += deliver::drain(&ctx.state, s.as_ref(), &ctx.stats)
-            .await?
-            .delivered;
+        let s: Arc<dyn Sink> = match sink::build(cfg) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(sink = %cfg.id, error = %e, "sink cannot start; its alerts stay queued");
+                continue;
+            }
+        };
+        let r = deliver::drain(&ctx.state, s.as_ref(), &cfg.retry, &ctx.stats).await?;
+        report.delivered += r.delivered;
+        report.dead += r.buried;
+        if r.disabled {
+            report.disabled_sinks.push(cfg.id.clone());
+        }
     }
     let pending = ctx.state.call(|s| s.pending_counts()).await?;
     report.undelivered = pending

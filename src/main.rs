@@ -15,8 +15,8 @@ use wirewatch::config::{self, Config, DaemonConfig};
 use wirewatch::fetch::{FetchOutcome, Fetcher};
 use wirewatch::model::{AlertFeed, ParsedFeed};
 use wirewatch::parse::{parse_feed, ParseOptions};
-use wirewatch::state::{FeedStatus, State, Validators};
-use wirewatch::{daemon, demo, pipeline, sink};
+use wirewatch::state::{FeedStatus, SinkStatus, State, Validators};
+use wirewatch::{daemon, deliver, demo, pipeline, sink};
 
 /// Exit code for configuration errors (`check`, and any command given a bad
 /// config).
@@ -85,8 +85,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the alerts waiting or given up (dead letters) per sink; re-queue
+    /// dead ones; send a test alert.
+    Alerts(AlertsArgs),
     /// Run the real pipeline against a bundled local feed server (~30 s).
     Demo,
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = false)]
+struct AlertsArgs {
+    /// Main config file (see `run --help`).
+    #[arg(long, short = 'c', value_name = "PATH", global = true)]
+    config: Option<PathBuf>,
+    /// Only this sink.
+    #[arg(long, value_name = "ID", global = true)]
+    sink: Option<String>,
+    /// One JSON object per alert (list).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    action: Option<AlertsAction>,
+}
+
+#[derive(Subcommand)]
+enum AlertsAction {
+    /// List pending and dead alerts per sink (the default).
+    List,
+    /// Re-queue dead letters (of one sink with --sink) and switch sinks
+    /// that were switched off after a 410 back on; a running daemon picks
+    /// them up within seconds.
+    Retry,
+    /// Send a sample alert straight to one sink (not through the queue) to
+    /// check its set-up.
+    Test {
+        /// The sink id.
+        sink: String,
+    },
 }
 
 fn init_logging(default: &str) {
@@ -209,12 +244,24 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
                     report.undelivered
                 );
             }
+            if report.dead > 0 {
+                eprintln!(
+                    "wirewatch: {} alert(s) gave up and were kept as dead letters (see `wirewatch alerts`)",
+                    report.dead
+                );
+            }
+            for s in &report.disabled_sinks {
+                eprintln!(
+                    "wirewatch: sink {s} is switched off: its endpoint answered 410 Gone (see `wirewatch alerts`; `wirewatch alerts retry --sink {s}` switches it on)"
+                );
+            }
             Ok(if strict && !report.failed.is_empty() {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
             })
         }
+        Command::Alerts(args) => alerts_command(args).await,
         Command::Check(arg) => {
             let Some(c) = load_config(&arg)? else {
                 return Ok(ExitCode::from(EXIT_CONFIG));
@@ -436,11 +483,6 @@ fn print_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
             serde_json::to_writer(&mut out, &s)?;
             writeln!(out)?;
         } else {
-            let when = |t: Option<chrono::DateTime<Utc>>| {
-                t.map_or("never".into(), |t| {
-                    t.format("%Y-%m-%d %H:%M:%S").to_string()
-                })
-            };
             writeln!(
                 out,
                 "{:<24} {:<7} ok {}  tried {}  failures {}  seen {}{}",
@@ -457,11 +499,195 @@ fn print_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     if let (Some(st), false) = (&state, json) {
-        for (sink, n) in st.pending_counts()? {
-            writeln!(out, "sink {sink}: {n} alert(s) waiting")?;
+        let sink_ids: Vec<String> = config.sinks.iter().map(|s| s.id.clone()).collect();
+        for s in st.sink_statuses(&sink_ids)? {
+            write_sink_status(&mut out, config, &s)?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn when(t: Option<chrono::DateTime<Utc>>) -> String {
+    t.map_or("never".into(), |t| {
+        t.with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    })
+}
+
+fn write_sink_status(out: &mut impl Write, config: &Config, s: &SinkStatus) -> std::io::Result<()> {
+    let configured = config.sinks.iter().any(|c| c.id == s.sink);
+    writeln!(
+        out,
+        "sink {:<19} {} waiting, {} dead, {} delivered (last {}){}",
+        s.sink,
+        s.pending,
+        s.dead,
+        s.delivered,
+        when(s.last_delivery_at),
+        if configured {
+            ""
+        } else {
+            "  [no longer in the config]"
+        }
+    )?;
+    if let Some(d) = &s.disabled {
+        writeln!(
+            out,
+            "    SWITCHED OFF since {}: {} answered {} (`wirewatch alerts retry --sink {}` switches it on)",
+            when(Some(d.at)),
+            d.endpoint,
+            d.reason,
+            s.sink
+        )?;
+    }
+    if s.pending > 0 {
+        if let Some(e) = &s.last_error {
+            writeln!(out, "    last error: {e}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `wirewatch alerts [list|retry|test SINK]`.
+async fn alerts_command(args: AlertsArgs) -> anyhow::Result<ExitCode> {
+    let Some(config) = load_config(&ConfigArg {
+        config: args.config.clone(),
+    })?
+    else {
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    };
+    let known = |id: &str| -> anyhow::Result<()> {
+        if config.sinks.iter().any(|s| s.id == id) {
+            Ok(())
+        } else {
+            let ids: Vec<&str> = config.sinks.iter().map(|s| s.id.as_str()).collect();
+            anyhow::bail!(
+                "unknown sink \"{id}\"; configured sinks: {}",
+                ids.join(", ")
+            )
+        }
+    };
+    match args.action.unwrap_or(AlertsAction::List) {
+        AlertsAction::Test { sink: id } => {
+            known(&id)?;
+            let cfg = config
+                .sinks
+                .iter()
+                .find(|s| s.id == id)
+                .context("sink vanished")?;
+            let s = sink::build(cfg)?;
+            let alert = deliver::sample_alert(Utc::now());
+            let started = std::time::Instant::now();
+            match tokio::time::timeout(deliver::DELIVERY_TIMEOUT, s.deliver(&alert)).await {
+                Ok(Ok(())) => {
+                    println!(
+                        "sink {id}: test alert {} delivered in {} ms",
+                        alert.id,
+                        started.elapsed().as_millis()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(Err(e)) => {
+                    let kind = match e {
+                        sink::SinkError::Transient { .. } => "failed (would be retried)",
+                        sink::SinkError::Rejected { .. } => "rejected (would become a dead letter)",
+                        sink::SinkError::Gone { .. } => {
+                            "endpoint gone (the sink would be switched off)"
+                        }
+                    };
+                    eprintln!("wirewatch: sink {id}: test alert {kind}: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(_) => {
+                    eprintln!(
+                        "wirewatch: sink {id}: test alert timed out after {:?}",
+                        deliver::DELIVERY_TIMEOUT
+                    );
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        AlertsAction::Retry => {
+            if let Some(id) = &args.sink {
+                known(id)?;
+            }
+            let state = State::open_dir(&config.daemon.state_dir)?;
+            let n = state.requeue_dead(args.sink.as_deref(), Utc::now())?;
+            let mut enabled = Vec::new();
+            for s in &config.sinks {
+                if args.sink.as_ref().is_none_or(|id| *id == s.id) && state.enable_sink(&s.id)? {
+                    enabled.push(s.id.clone());
+                }
+            }
+            println!("{n} dead alert(s) re-queued");
+            for s in enabled {
+                println!("sink {s} switched on again");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AlertsAction::List => {
+            if let Some(id) = &args.sink {
+                known(id)?;
+            }
+            let file = config.state_file();
+            let mut out = std::io::stdout().lock();
+            if !file.exists() {
+                writeln!(out, "no state yet at {} (nothing queued)", file.display())?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let state = State::open(&file)?;
+            let rows = state.outbox_rows(args.sink.as_deref(), 10_000)?;
+            if args.json {
+                for r in &rows {
+                    let mut v = serde_json::to_value(r)?;
+                    if let (Some(obj), Ok(alert)) = (
+                        v.as_object_mut(),
+                        serde_json::from_str::<serde_json::Value>(&r.payload),
+                    ) {
+                        obj.insert("alert".into(), alert);
+                    }
+                    serde_json::to_writer(&mut out, &v)?;
+                    writeln!(out)?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let ids: Vec<String> = match &args.sink {
+                Some(id) => vec![id.clone()],
+                None => config.sinks.iter().map(|s| s.id.clone()).collect(),
+            };
+            for st in state.sink_statuses(&ids)? {
+                if args.sink.as_ref().is_some_and(|id| *id != st.sink) {
+                    continue;
+                }
+                write_sink_status(&mut out, &config, &st)?;
+                for r in rows.iter().filter(|r| r.sink == st.sink) {
+                    let title = serde_json::from_str::<wirewatch::model::Alert>(&r.payload)
+                        .map(|a| a.item.title)
+                        .unwrap_or_else(|_| "(unreadable alert)".into());
+                    let title: String =
+                        title.chars().filter(|c| !c.is_control()).take(70).collect();
+                    let what = match r.dead_at {
+                        Some(t) => format!("DEAD since {}", when(Some(t))),
+                        None => format!("next try {}", when(Some(r.next_attempt_at))),
+                    };
+                    writeln!(
+                        out,
+                        "  {}  queued {}  attempts {}  {}  {}",
+                        r.alert_id,
+                        when(Some(r.created_at)),
+                        r.attempts,
+                        what,
+                        title
+                    )?;
+                    if let Some(e) = &r.last_error {
+                        writeln!(out, "      {e}")?;
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// Peak resident memory of this process (Linux `VmHWM`), for the logs and

@@ -57,6 +57,19 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (sink_id, alert_id)
     );
     CREATE INDEX outbox_due ON outbox (sink_id, next_attempt_at, seq);",
+    // 2: dead letters, per-sink health (disabled endpoints, last delivery)
+    "ALTER TABLE outbox ADD COLUMN dead_at INTEGER;
+    ALTER TABLE outbox ADD COLUMN last_attempt_at INTEGER;
+    DROP INDEX outbox_due;
+    CREATE INDEX outbox_due ON outbox (sink_id, dead_at, next_attempt_at, seq);
+    CREATE TABLE sinks (
+        sink_id TEXT PRIMARY KEY,
+        disabled_at INTEGER,
+        disabled_endpoint TEXT,
+        disabled_reason TEXT,
+        last_delivery_at INTEGER,
+        delivered INTEGER NOT NULL DEFAULT 0
+    );",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -139,6 +152,46 @@ pub struct OutboxEntry {
     /// The alert object as JSON.
     pub payload: String,
     pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An outbox row as `wirewatch alerts` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxRow {
+    pub sink: String,
+    pub alert_id: String,
+    /// The alert object as JSON.
+    #[serde(skip)]
+    pub payload: String,
+    pub created_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    /// Set for a dead letter: when delivery was given up.
+    pub dead_at: Option<DateTime<Utc>>,
+}
+
+/// A sink endpoint switched off after it answered "gone" (HTTP 410).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Disabled {
+    pub at: DateTime<Utc>,
+    /// The endpoint that was gone (a changed endpoint is tried again).
+    pub endpoint: String,
+    pub reason: String,
+}
+
+/// Delivery health of one sink, for `status` and `alerts`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SinkStatus {
+    pub sink: String,
+    pub pending: u64,
+    pub dead: u64,
+    pub delivered: u64,
+    pub last_delivery_at: Option<DateTime<Utc>>,
+    pub oldest_pending_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub disabled: Option<Disabled>,
 }
 
 /// The result of one successful fetch + parse, written in one transaction.
@@ -408,7 +461,8 @@ impl State {
         Ok(conn.execute("DELETE FROM seen WHERE last_seen_at < ?1", [ms(cutoff)])?)
     }
 
-    /// Up to `limit` alerts for `sink_id` that are due at `now`, oldest first.
+    /// Up to `limit` live alerts for `sink_id` that are due at `now`, in
+    /// queue order.
     pub fn due(
         &self,
         sink_id: &str,
@@ -417,8 +471,9 @@ impl State {
     ) -> Result<Vec<OutboxEntry>, StateError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT seq, alert_id, payload, attempts FROM outbox
-             WHERE sink_id = ?1 AND next_attempt_at <= ?2 ORDER BY seq LIMIT ?3",
+            "SELECT seq, alert_id, payload, attempts, created_at FROM outbox
+             WHERE sink_id = ?1 AND dead_at IS NULL AND next_attempt_at <= ?2
+             ORDER BY seq LIMIT ?3",
         )?;
         let rows = stmt.query_map(params![sink_id, ms(now), limit as i64], |r| {
             Ok(OutboxEntry {
@@ -426,26 +481,43 @@ impl State {
                 alert_id: r.get(1)?,
                 payload: r.get(2)?,
                 attempts: r.get(3)?,
+                created_at: from_ms(r.get(4)?).unwrap_or_default(),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// When the next alert for `sink_id` becomes due, if any is queued.
+    /// When the next live alert for `sink_id` becomes due, if any is queued.
     pub fn next_due(&self, sink_id: &str) -> Result<Option<DateTime<Utc>>, StateError> {
         let conn = self.lock();
         let v: Option<i64> = conn.query_row(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE sink_id = ?1",
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE sink_id = ?1 AND dead_at IS NULL",
             [sink_id],
             |r| r.get(0),
         )?;
         Ok(from_ms(v))
     }
 
-    /// The sink confirmed the alert: remove it.
-    pub fn ack(&self, seq: i64) -> Result<(), StateError> {
-        self.lock()
-            .execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+    /// The sink confirmed the alert: remove it and count the delivery.
+    pub fn ack(&self, seq: i64, now: DateTime<Utc>) -> Result<(), StateError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let sink: Option<String> = tx
+            .query_row(
+                "DELETE FROM outbox WHERE seq = ?1 RETURNING sink_id",
+                [seq],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(sink) = sink {
+            tx.execute(
+                "INSERT INTO sinks (sink_id, last_delivery_at, delivered) VALUES (?1, ?2, 1)
+                 ON CONFLICT (sink_id) DO UPDATE SET last_delivery_at = excluded.last_delivery_at,
+                     delivered = sinks.delivered + 1",
+                params![sink, ms(now)],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -454,22 +526,206 @@ impl State {
         &self,
         seq: i64,
         error: &str,
+        now: DateTime<Utc>,
         next: DateTime<Utc>,
     ) -> Result<(), StateError> {
         self.lock().execute(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE seq = ?1",
-            params![seq, error, ms(next)],
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, last_attempt_at = ?3,
+                 next_attempt_at = ?4 WHERE seq = ?1",
+            params![seq, error, ms(now), ms(next)],
         )?;
         Ok(())
     }
 
-    /// Alerts waiting per sink: `(sink id, count)`.
+    /// Delivery is given up: the alert becomes a dead letter (kept, listed
+    /// by `wirewatch alerts`, re-queued by `alerts retry`).
+    pub fn bury(&self, seq: i64, error: &str, now: DateTime<Utc>) -> Result<(), StateError> {
+        self.lock().execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, last_attempt_at = ?3,
+                 dead_at = ?3 WHERE seq = ?1",
+            params![seq, error, ms(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Buries every live alert of `sink_id` queued before `cutoff` (past the
+    /// retry horizon); returns how many.
+    pub fn expire(
+        &self,
+        sink_id: &str,
+        cutoff: DateTime<Utc>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StateError> {
+        Ok(self.lock().execute(
+            "UPDATE outbox SET dead_at = ?3,
+                 last_error = COALESCE(last_error || ' (then: ' || ?4 || ')', ?4)
+             WHERE sink_id = ?1 AND dead_at IS NULL AND created_at < ?2",
+            params![sink_id, ms(cutoff), ms(now), error],
+        )?)
+    }
+
+    /// Dead letters of one sink (or all) go back to the queue, due now;
+    /// returns how many.
+    pub fn requeue_dead(
+        &self,
+        sink_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StateError> {
+        Ok(self.lock().execute(
+            "UPDATE outbox SET dead_at = NULL, attempts = 0, next_attempt_at = ?2,
+                 created_at = ?2
+             WHERE dead_at IS NOT NULL AND (?1 IS NULL OR sink_id = ?1)",
+            params![sink_id, ms(now)],
+        )?)
+    }
+
+    /// Switches a sink off after its endpoint answered "gone".
+    pub fn disable_sink(
+        &self,
+        sink_id: &str,
+        endpoint: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        self.lock().execute(
+            "INSERT INTO sinks (sink_id, disabled_at, disabled_endpoint, disabled_reason)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (sink_id) DO UPDATE SET disabled_at = excluded.disabled_at,
+                 disabled_endpoint = excluded.disabled_endpoint,
+                 disabled_reason = excluded.disabled_reason",
+            params![sink_id, ms(now), endpoint, reason],
+        )?;
+        Ok(())
+    }
+
+    /// Switches a sink back on; returns whether it was off.
+    pub fn enable_sink(&self, sink_id: &str) -> Result<bool, StateError> {
+        Ok(self.lock().execute(
+            "UPDATE sinks SET disabled_at = NULL, disabled_endpoint = NULL, disabled_reason = NULL
+             WHERE sink_id = ?1 AND disabled_at IS NOT NULL",
+            [sink_id],
+        )? > 0)
+    }
+
+    /// Whether (and why) a sink is switched off.
+    pub fn sink_disabled(&self, sink_id: &str) -> Result<Option<Disabled>, StateError> {
+        let conn = self.lock();
+        let row = conn
+            .query_row(
+                "SELECT disabled_at, disabled_endpoint, disabled_reason FROM sinks
+                 WHERE sink_id = ?1 AND disabled_at IS NOT NULL",
+                [sink_id],
+                |r| {
+                    Ok(Disabled {
+                        at: from_ms(r.get(0)?).unwrap_or_default(),
+                        endpoint: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                        reason: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    /// Live alerts waiting per sink: `(sink id, count)`.
     pub fn pending_counts(&self) -> Result<Vec<(String, u64)>, StateError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT sink_id, COUNT(*) FROM outbox GROUP BY sink_id ORDER BY sink_id",
+            "SELECT sink_id, COUNT(*) FROM outbox WHERE dead_at IS NULL
+             GROUP BY sink_id ORDER BY sink_id",
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Delivery health of the given sinks plus any other sink that still
+    /// has rows (a sink removed from the config), in that order.
+    pub fn sink_statuses(&self, sink_ids: &[String]) -> Result<Vec<SinkStatus>, StateError> {
+        let conn = self.lock();
+        let mut ids: Vec<String> = sink_ids.to_vec();
+        {
+            let mut stmt = conn.prepare_cached(
+                "SELECT DISTINCT sink_id FROM outbox UNION SELECT sink_id FROM sinks ORDER BY 1",
+            )?;
+            for id in stmt.query_map([], |r| r.get::<_, String>(0))? {
+                let id = id?;
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        let mut counts = conn.prepare_cached(
+            "SELECT COUNT(*) FILTER (WHERE dead_at IS NULL), COUNT(*) FILTER (WHERE dead_at IS NOT NULL),
+                    MIN(created_at) FILTER (WHERE dead_at IS NULL)
+             FROM outbox WHERE sink_id = ?1",
+        )?;
+        let mut last_err = conn.prepare_cached(
+            "SELECT last_error FROM outbox WHERE sink_id = ?1 AND last_error IS NOT NULL
+             ORDER BY last_attempt_at DESC LIMIT 1",
+        )?;
+        let mut health = conn.prepare_cached(
+            "SELECT delivered, last_delivery_at, disabled_at, disabled_endpoint, disabled_reason
+             FROM sinks WHERE sink_id = ?1",
+        )?;
+        let mut out = Vec::new();
+        for id in ids {
+            let mut st = SinkStatus {
+                sink: id.clone(),
+                ..SinkStatus::default()
+            };
+            counts.query_row([&id], |r| {
+                st.pending = r.get(0)?;
+                st.dead = r.get(1)?;
+                st.oldest_pending_at = from_ms(r.get(2)?);
+                Ok(())
+            })?;
+            st.last_error = last_err.query_row([&id], |r| r.get(0)).optional()?;
+            health
+                .query_row([&id], |r| {
+                    st.delivered = r.get(0)?;
+                    st.last_delivery_at = from_ms(r.get(1)?);
+                    if let Some(at) = from_ms(r.get(2)?) {
+                        st.disabled = Some(Disabled {
+                            at,
+                            endpoint: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                            reason: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                        });
+                    }
+                    Ok(())
+                })
+                .optional()?;
+            out.push(st);
+        }
+        Ok(out)
+    }
+
+    /// Outbox rows, live and dead, of one sink or all, in queue order
+    /// (at most `limit`).
+    pub fn outbox_rows(
+        &self,
+        sink_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StateError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT sink_id, alert_id, payload, created_at, attempts, next_attempt_at,
+                    last_attempt_at, last_error, dead_at
+             FROM outbox WHERE (?1 IS NULL OR sink_id = ?1) ORDER BY sink_id, seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![sink_id, limit as i64], |r| {
+            Ok(OutboxRow {
+                sink: r.get(0)?,
+                alert_id: r.get(1)?,
+                payload: r.get(2)?,
+                created_at: from_ms(r.get(3)?).unwrap_or_default(),
+                attempts: r.get(4)?,
+                next_attempt_at: from_ms(r.get(5)?).unwrap_or_default(),
+                last_attempt_at: from_ms(r.get(6)?),
+                last_error: r.get(7)?,
+                dead_at: from_ms(r.get(8)?),
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
@@ -528,14 +784,14 @@ mod tests {
             s.pending_counts().unwrap(),
             vec![("log".into(), 1), ("out".into(), 1)]
         );
-        s.retry_later(due[0].seq, "boom", now + chrono::Duration::seconds(60))
+        s.retry_later(due[0].seq, "boom", now, now + chrono::Duration::seconds(60))
             .unwrap();
         assert!(s.due("out", now, 10).unwrap().is_empty());
         let later = s
             .due("out", now + chrono::Duration::seconds(61), 10)
             .unwrap();
         assert_eq!(later[0].attempts, 1);
-        s.ack(later[0].seq).unwrap();
+        s.ack(later[0].seq, now).unwrap();
         assert_eq!(s.next_due("out").unwrap(), None);
     }
 

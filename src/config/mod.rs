@@ -8,6 +8,7 @@
 //! This module reads the files it is pointed at and nothing else.
 
 pub mod reader;
+pub mod sinks;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reader::{Diagnostic, Fields, Pos, Reporter, Source, Spanned};
+pub use sinks::{RetryPolicy, Secret, WebhookConfig, WebhookFormat};
 
 use crate::rules::{RuleSet, RuleSpec};
 
@@ -120,6 +122,7 @@ pub enum ColorMode {
 pub enum SinkKind {
     Stdout { color: ColorMode },
     Jsonl { path: PathBuf },
+    Webhook(WebhookConfig),
 }
 
 impl SinkKind {
@@ -127,6 +130,7 @@ impl SinkKind {
         match self {
             SinkKind::Stdout { .. } => "stdout",
             SinkKind::Jsonl { .. } => "jsonl",
+            SinkKind::Webhook(_) => "webhook",
         }
     }
 }
@@ -138,6 +142,7 @@ pub struct SinkConfig {
     pub kind: SinkKind,
     /// Snippet length for this sink; default `[daemon] snippet_max_chars`.
     pub snippet_max_chars: Option<usize>,
+    pub retry: RetryPolicy,
 }
 
 /// What a rule carries besides its terms (the terms live in [`RuleSet`]).
@@ -638,6 +643,13 @@ fn read_sinks(
         let cap = f
             .integer(r, "snippet_max_chars", 40..=10_000)
             .map(|n| n as usize);
+        let retry = sinks::read_retry(r, &mut f);
+        let keys = |own: &[&'static str]| -> Vec<&'static str> {
+            let mut k = vec!["id", "type", "snippet_max_chars"];
+            k.extend_from_slice(sinks::RETRY_KEYS);
+            k.extend_from_slice(own);
+            k
+        };
         let kind = match ty.as_ref().map(|t| t.value.as_str()) {
             Some("stdout") => {
                 let color = match f.string(r, "color") {
@@ -655,21 +667,26 @@ fn read_sinks(
                         }
                     },
                 };
-                f.finish(r, &["id", "type", "snippet_max_chars", "color"]);
+                f.finish(r, &keys(&["color"]));
                 color.map(|color| SinkKind::Stdout { color })
             }
             Some("jsonl") => {
                 let path = f.required_string(r, "path");
-                f.finish(r, &["id", "type", "snippet_max_chars", "path"]);
+                f.finish(r, &keys(&["path"]));
                 path.map(|p| SinkKind::Jsonl {
                     path: reader::resolve(dir, &p.value),
                 })
+            }
+            Some("webhook") => {
+                let w = sinks::read_webhook(r, &mut f, dir);
+                f.finish(r, &keys(sinks::WEBHOOK_KEYS));
+                w.map(SinkKind::Webhook)
             }
             Some(other) => {
                 if let Some(t) = &ty {
                     r.error(
                         t.pos,
-                        format!("unknown sink type \"{other}\"; expected \"stdout\" or \"jsonl\""),
+                        format!("unknown sink type \"{other}\"; expected \"stdout\", \"jsonl\" or \"webhook\""),
                     );
                 }
                 None
@@ -684,6 +701,7 @@ fn read_sinks(
                 id: id.value,
                 kind,
                 snippet_max_chars: cap,
+                retry,
             });
         }
     }

@@ -8,7 +8,9 @@
 //! [`build`].
 
 mod jsonl;
+pub mod preset;
 mod stdout;
+mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +22,7 @@ use crate::model::Alert;
 
 pub use jsonl::JsonlSink;
 pub use stdout::{render_alert, StdoutSink};
+pub use webhook::{sign, WebhookSink};
 
 /// Why a delivery failed, and what the deliverer does about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,13 +66,19 @@ impl SinkError {
 #[async_trait]
 pub trait Sink: Send + Sync {
     fn id(&self) -> &str;
+    /// Where alerts go (a URL), for reports; a sink switched off after a
+    /// "gone" answer is tried again when its endpoint changes.
+    fn endpoint(&self) -> &str {
+        ""
+    }
     async fn deliver(&self, alert: &Alert) -> Result<(), SinkError>;
 }
 
 /// Builds the sink a config entry describes.
-pub fn build(cfg: &SinkConfig) -> Arc<dyn Sink> {
-    match &cfg.kind {
+pub fn build(cfg: &SinkConfig) -> anyhow::Result<Arc<dyn Sink>> {
+    Ok(match &cfg.kind {
         SinkKind::Stdout { color } => Arc::new(StdoutSink::new(&cfg.id, *color)),
         SinkKind::Jsonl { path } => Arc::new(JsonlSink::new(&cfg.id, path.clone())),
-    }
+        SinkKind::Webhook(w) => Arc::new(WebhookSink::new(&cfg.id, w.clone())?),
+    })
 }
