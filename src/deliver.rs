@@ -42,7 +42,7 @@ pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const REJECTED_TRIES: u32 = 3;
 /// How often an idle or switched-off worker looks at the outbox again (to
 /// notice `wirewatch alerts retry` run from another process).
-const IDLE_RECHECK: Duration = Duration::from_secs(15);
+const IDLE_RECHECK: Duration = Duration::from_secs(5);
 
 /// Delay before attempt `attempts + 1`: `initial` doubling per failure,
 /// capped at `max`, with ±20 % jitter so a recovering receiver is not hit by

@@ -20,6 +20,7 @@ mod http;
 mod matching;
 mod parse;
 mod status;
+mod webhook;
 
 /// The rule set most tests use.
 pub const KURSK_RULES: &str = r#"

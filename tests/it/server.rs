@@ -149,6 +149,10 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The status the server chose (0 for a stall).
     pub status: u16,
+    /// The request body (read when a `Content-Length` is given; up to 4 MiB).
+    pub body: Vec<u8>,
+    /// When the request head had been read.
+    pub at: Instant,
 }
 
 impl Request {
@@ -178,7 +182,13 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start() -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        TestServer::start_on("127.0.0.1:0")
+    }
+
+    /// A server on a given address, e.g. the port of a server that was
+    /// dropped (to test a receiver that goes away and comes back).
+    pub fn start_on(addr: &str) -> TestServer {
+        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
         let addr = listener.local_addr().expect("local_addr");
         let shared = Arc::new(Shared {
             routes: Mutex::new(HashMap::new()),
@@ -201,6 +211,11 @@ impl TestServer {
             shared,
             acceptor: Some(acceptor),
         }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        self.addr.to_string()
     }
 
     /// `http://127.0.0.1:PORT` + `path` (`path` starts with `/`).
@@ -335,9 +350,9 @@ fn reason(status: u16) -> &'static str {
 /// Lower-cased header names and their values, in arrival order.
 type Headers = Vec<(String, String)>;
 
-/// Reads one request head (up to the blank line). Request bodies are read
-/// and dropped when a `Content-Length` is given.
-fn read_head(stream: &mut TcpStream) -> Option<(String, String, Headers)> {
+/// Reads one request head (up to the blank line) and, when a
+/// `Content-Length` is given, its body (up to 4 MiB; the rest is dropped).
+fn read_head(stream: &mut TcpStream) -> Option<(String, String, Headers, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
@@ -364,10 +379,14 @@ fn read_head(stream: &mut TcpStream) -> Option<(String, String, Headers)> {
         .find(|(n, _)| n == "content-length")
         .and_then(|(_, v)| v.parse::<u64>().ok())
         .unwrap_or(0);
+    let mut body = Vec::new();
     if len > 0 {
-        let _ = std::io::copy(&mut stream.take(len), &mut std::io::sink());
+        let _ = stream.take(len.min(4 << 20)).read_to_end(&mut body);
+        if len > 4 << 20 {
+            let _ = std::io::copy(&mut stream.take(len - (4 << 20)), &mut std::io::sink());
+        }
     }
-    Some((method, target, headers))
+    Some((method, target, headers, body))
 }
 
 fn head_bytes(reply: &Reply) -> Vec<u8> {
@@ -459,9 +478,10 @@ fn decide(shared: &Shared, path: &str, headers: &[(String, String)]) -> Action {
 fn serve(mut stream: TcpStream, shared: &Shared) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = stream.set_nodelay(true);
-    let Some((method, target, headers)) = read_head(&mut stream) else {
+    let Some((method, target, headers, body)) = read_head(&mut stream) else {
         return;
     };
+    let at = Instant::now();
     let path = target.split('?').next().unwrap_or("").to_string();
     let action = decide(shared, &path, &headers);
     let status = match &action {
@@ -474,6 +494,8 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
         path,
         headers,
         status,
+        body,
+        at,
     });
     match action {
         Action::Send(reply) => {
