@@ -101,16 +101,81 @@ impl Freshness {
     }
 }
 
-/// The alert id: stable for (rule id, item key).
-pub fn alert_id(rule_id: &str, item_key: &str) -> String {
+/// The alert id: stable for (feed id, item key). One item gives at most one
+/// alert per sink, naming every rule it matched, so the item identifies it.
+pub fn alert_id(feed_id: &str, item_key: &str) -> String {
     let mut h = Sha256::new();
-    h.update(rule_id.as_bytes());
+    h.update(feed_id.as_bytes());
     h.update([0]);
     h.update(item_key.as_bytes());
     h.finalize()[..16]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The alert for one item and the rules it matched that send to one sink
+/// (`matches` non-empty): named by the most severe rule (config order breaks
+/// ties), listing all; highlights and `matched` from all their hits. Pure.
+pub fn alert_for_matches(
+    config: &Config,
+    feed: &AlertFeed,
+    item: &Item,
+    doc: &Document,
+    matches: &[&RuleMatch],
+    max_chars: usize,
+    now: DateTime<Utc>,
+) -> Option<Alert> {
+    let mut ordered: Vec<(&RuleMatch, &crate::config::RuleMeta)> = matches
+        .iter()
+        .filter_map(|m| Some((*m, config.rule_meta.get(m.rule)?)))
+        .collect();
+    ordered.sort_by(|a, b| {
+        b.1.severity
+            .cmp(&a.1.severity)
+            .then(a.0.rule.cmp(&b.0.rule))
+    });
+    let rules: Vec<AlertRule> = ordered
+        .iter()
+        .map(|(_, meta)| AlertRule {
+            id: meta.id.clone(),
+            severity: meta.severity.as_str().to_string(),
+        })
+        .collect();
+    let first = ordered.first()?.0;
+    let merged;
+    let m = if ordered.len() == 1 {
+        first
+    } else {
+        // Every rule's hits, in text order, each span once.
+        let mut hits: Vec<crate::rules::Hit> = ordered
+            .iter()
+            .flat_map(|(m, _)| m.hits.iter().cloned())
+            .collect();
+        hits.sort_by_key(|h| (!h.in_text(), h.start, h.end));
+        hits.dedup_by(|a, b| a.field == b.field && a.start == b.start && a.end == b.end);
+        merged = RuleMatch {
+            rule: first.rule,
+            hits,
+        };
+        &merged
+    };
+    Some(Alert {
+        id: alert_id(&feed.id, &item.key),
+        rule: rules[0].clone(),
+        rules,
+        feed: feed.clone(),
+        item: AlertItem {
+            key: item.key.clone(),
+            title: item.title.clone(),
+            link: item.link.clone(),
+            published: item.published,
+            authors: item.authors.clone(),
+        },
+        matched: m.matched_terms(doc),
+        snippet: snippet_for(doc, &snippet_hits(&config.rules, m), max_chars),
+        detected_at: now,
+    })
 }
 
 /// Matches one item against the rules and builds an alert per matching
@@ -132,37 +197,13 @@ fn alerts_for_doc(
     doc: &Document,
     now: DateTime<Utc>,
 ) -> Vec<(RuleMatch, Alert)> {
+    let cap = config.daemon.snippet_max_chars;
     config
         .rules
         .matches(doc)
         .into_iter()
         .filter_map(|m| {
-            let meta = config.rule_meta.get(m.rule)?;
-            let snippet = snippet_for(
-                doc,
-                &snippet_hits(&config.rules, &m),
-                config.daemon.snippet_max_chars,
-            );
-            let rule = AlertRule {
-                id: meta.id.clone(),
-                severity: meta.severity.as_str().to_string(),
-            };
-            let alert = Alert {
-                id: alert_id(&meta.id, &item.key),
-                rules: vec![rule.clone()],
-                rule,
-                feed: feed.clone(),
-                item: AlertItem {
-                    key: item.key.clone(),
-                    title: item.title.clone(),
-                    link: item.link.clone(),
-                    published: item.published,
-                    authors: item.authors.clone(),
-                },
-                matched: m.matched_terms(doc),
-                snippet,
-                detected_at: now,
-            };
+            let alert = alert_for_matches(config, feed, item, doc, &[&m], cap, now)?;
             Some((m, alert))
         })
         .collect()
@@ -357,30 +398,51 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
             continue;
         }
         let doc = document(item, &feed.id);
-        for (m, alert) in alerts_for_doc(&ctx.config, &afeed, item, &doc, now) {
-            alerts += 1;
-            tracing::info!(feed = %feed.id, rule = %alert.rule.id, item = %item.key, alert = %alert.id, "match");
-            // One payload per snippet length: a sink may ask for a shorter
-            // or longer snippet than the default.
-            let mut payloads: HashMap<usize, String> = HashMap::new();
+        let matches = ctx.config.rules.matches(&doc);
+        if matches.is_empty() {
+            continue;
+        }
+        alerts += matches.len();
+        let aid = alert_id(&feed.id, &item.key);
+        for m in &matches {
+            let rule = ctx
+                .config
+                .rule_meta
+                .get(m.rule)
+                .map_or("?", |r| r.id.as_str());
+            tracing::info!(feed = %feed.id, rule = %rule, item = %item.key, alert = %aid, "match");
+        }
+        // One alert per sink naming every rule that sends there; one
+        // payload per distinct (rules, snippet length).
+        let mut routed: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (i, m) in matches.iter().enumerate() {
             for sink in ctx.config.sinks_for_rule(m.rule) {
-                let cap = ctx.config.snippet_cap(sink);
-                let payload = match payloads.get(&cap) {
-                    Some(p) => p.clone(),
-                    None => {
-                        let mut a = alert.clone();
-                        if cap != ctx.config.daemon.snippet_max_chars {
-                            a.snippet =
-                                snippet_for(&doc, &snippet_hits(&ctx.config.rules, &m), cap);
-                        }
-                        let p = serde_json::to_string(&a)
-                            .map_err(|e| PollError::Parse(e.to_string()))?;
-                        payloads.insert(cap, p.clone());
-                        p
-                    }
-                };
-                queued.push((sink.to_string(), alert.id.clone(), payload));
+                match routed.iter_mut().find(|(s, _)| *s == sink) {
+                    Some((_, idx)) => idx.push(i),
+                    None => routed.push((sink, vec![i])),
+                }
             }
+        }
+        let mut payloads: HashMap<(Vec<usize>, usize), String> = HashMap::new();
+        for (sink, idx) in routed {
+            let cap = ctx.config.snippet_cap(sink);
+            let key = (idx, cap);
+            let payload = match payloads.get(&key) {
+                Some(p) => p.clone(),
+                None => {
+                    let ms: Vec<&RuleMatch> = key.0.iter().map(|&i| &matches[i]).collect();
+                    let Some(alert) =
+                        alert_for_matches(&ctx.config, &afeed, item, &doc, &ms, cap, now)
+                    else {
+                        continue;
+                    };
+                    let p = serde_json::to_string(&alert)
+                        .map_err(|e| PollError::Parse(e.to_string()))?;
+                    payloads.insert(key, p.clone());
+                    p
+                }
+            };
+            queued.push((sink.to_string(), aid.clone(), payload));
         }
     }
     let commit = PollCommit {
@@ -547,8 +609,8 @@ mod tests {
 
     #[test]
     fn alert_ids_are_stable_and_distinct() {
-        assert_eq!(alert_id("r", "k"), alert_id("r", "k"));
-        assert_ne!(alert_id("r", "k"), alert_id("r2", "k"));
+        assert_eq!(alert_id("f", "k"), alert_id("f", "k"));
+        assert_ne!(alert_id("f", "k"), alert_id("f2", "k"));
         assert_ne!(alert_id("ab", "c"), alert_id("a", "bc"));
         assert_eq!(alert_id("r", "k").len(), 32);
     }

@@ -117,10 +117,15 @@ pub fn render_alert(alert: &Alert, color: bool) -> String {
         .published
         .map(|p| p.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_else(|| "undated".into());
+    let rules = if alert.rules.len() > 1 {
+        let ids: Vec<&str> = alert.rules.iter().map(|r| r.id.as_str()).collect();
+        format!("rules {}", ids.join(", "))
+    } else {
+        format!("rule {}", alert.rule.id)
+    };
     let mut s = format!(
-        "{sevc}[{sev}]{r} {b}{}{r}  {d}rule {} · {} · {when}{r}\n",
+        "{sevc}[{sev}]{r} {b}{}{r}  {d}{rules} · {} · {when}{r}\n",
         clean(&alert.item.title),
-        alert.rule.id,
         clean(&alert.feed.title),
     );
     s.push_str(&format!("    {}\n", highlight(&alert.snippet, color)));

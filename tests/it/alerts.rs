@@ -129,25 +129,48 @@ any = ["Kursk"]
             .feed("otherdesk", &srv.url("/other.xml")),
     );
     ws.once_ok();
-    let got: Vec<(String, String)> = triples(&ws.alerts())
-        .into_iter()
-        .map(|(r, f, _)| (r, f))
+    // One alert per item, naming every rule it matched (config order among
+    // equal severities).
+    let mut got: Vec<(String, Vec<String>)> = ws
+        .alerts()
+        .iter()
+        .map(|a| (s(a, &["feed", "id"]).to_string(), rule_ids(a)))
         .collect();
-    let want: Vec<(String, String)> = [
-        ("r_all", "otherdesk"),
-        ("r_all", "wire"),
-        ("r_other", "otherdesk"),
-        ("r_wire", "wire"),
-    ]
-    .iter()
-    .map(|(r, f)| (r.to_string(), f.to_string()))
-    .collect();
-    assert_eq!(got, want, "(rule, feed) pairs");
+    got.sort();
+    let want = vec![
+        (
+            "otherdesk".to_string(),
+            vec!["r_other".to_string(), "r_all".to_string()],
+        ),
+        (
+            "wire".to_string(),
+            vec!["r_wire".to_string(), "r_all".to_string()],
+        ),
+    ];
+    assert_eq!(got, want, "(feed, rules) per alert");
+}
+
+/// The ids of `alert.rules`, checking that `alert.rule` is the first.
+fn rule_ids(a: &serde_json::Value) -> Vec<String> {
+    let ids: Vec<String> = a["rules"]
+        .as_array()
+        .unwrap_or_else(|| panic!("alert without `rules`: {a}"))
+        .iter()
+        .map(|r| s(r, &["id"]).to_string())
+        .collect();
+    assert_eq!(
+        ids.first().map(String::as_str),
+        Some(s(a, &["rule", "id"])),
+        "{a}"
+    );
+    ids
 }
 
 /// A rule's `sinks` list limits where its alerts go; no list = every sink.
+/// An item matching several rules gives each sink one alert naming the
+/// rules that send there, most severe first, with every rule's hits.
 #[test]
-fn rule_sinks_route_alerts() {
+fn rule_sinks_route_alerts_one_per_item_and_sink() {
     let srv = TestServer::start();
     srv.route(
         "/wire.xml",
@@ -155,7 +178,11 @@ fn rule_sinks_route_alerts() {
             RSS,
             rss(
                 "Wire",
-                &[entry("s1", "Kursk market reopens", "Stalls reopened.")],
+                &[entry(
+                    "s1",
+                    "Kursk market reopens",
+                    "Stalls at the Kursk market reopened after repairs.",
+                )],
             ),
         ),
     );
@@ -168,6 +195,12 @@ sinks = ["audit"]
 [[rule]]
 id = "everywhere"
 any = ["market"]
+
+[[rule]]
+id = "urgent_audit"
+query = "repairs"
+severity = "critical"
+sinks = ["audit"]
 "#;
     let ws = Workspace::new(
         &Config::new(rules)
@@ -175,17 +208,43 @@ any = ["market"]
             .sink("id = \"audit\"\ntype = \"jsonl\"\npath = \"audit.jsonl\""),
     );
     ws.once_ok();
-    let rules_in = |alerts: Vec<serde_json::Value>| {
-        let mut v: Vec<String> = alerts
-            .iter()
-            .map(|a| s(a, &["rule", "id"]).to_string())
-            .collect();
-        v.sort();
-        v
-    };
-    assert_eq!(rules_in(ws.alerts()), vec!["everywhere"]);
+    let out = ws.alerts();
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(rule_ids(&out[0]), vec!["everywhere"]);
+    let audit = read_alerts(&ws.path().join("audit.jsonl"));
+    assert_eq!(audit.len(), 1, "one alert per item and sink: {audit:#?}");
+    let a = &audit[0];
     assert_eq!(
-        rules_in(read_alerts(&ws.path().join("audit.jsonl"))),
-        vec!["audit_only", "everywhere"]
+        rule_ids(a),
+        vec!["urgent_audit", "audit_only", "everywhere"]
     );
+    assert_eq!(s(a, &["rule", "severity"]), "critical");
+    assert_eq!(s(a, &["id"]), s(&out[0], &["id"]), "the id names the item");
+    assert_highlights(a);
+    let text = s(a, &["snippet", "text"]);
+    let lit: Vec<String> = a["snippet"]["highlights"]
+        .as_array()
+        .expect("highlights")
+        .iter()
+        .map(|h| {
+            let (b, e) = (
+                h[0].as_u64().unwrap() as usize,
+                h[1].as_u64().unwrap() as usize,
+            );
+            text.chars().skip(b).take(e - b).collect()
+        })
+        .collect();
+    for term in ["Kursk", "market", "repairs"] {
+        assert!(
+            lit.iter().any(|l| l == term),
+            "{term} not highlighted: {lit:?} in {text:?}"
+        );
+    }
+    let matched: Vec<&str> = a["matched"]
+        .as_array()
+        .expect("matched")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(matched, vec!["Kursk", "market", "repairs"]);
 }

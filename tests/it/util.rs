@@ -155,14 +155,22 @@ pub fn s<'a>(v: &'a Value, path: &[&str]) -> &'a str {
 
 /// `(rule id, feed id, item title)` of every alert, sorted.
 pub fn triples(alerts: &[Value]) -> Vec<(String, String, String)> {
+    // An alert names every rule the item matched for its sink: one triple
+    // per rule.
     let mut v: Vec<_> = alerts
         .iter()
-        .map(|a| {
-            (
-                s(a, &["rule", "id"]).to_string(),
-                s(a, &["feed", "id"]).to_string(),
-                s(a, &["item", "title"]).to_string(),
-            )
+        .flat_map(|a| {
+            let rules: Vec<String> = match a["rules"].as_array() {
+                Some(rs) => rs.iter().map(|r| s(r, &["id"]).to_string()).collect(),
+                None => vec![s(a, &["rule", "id"]).to_string()],
+            };
+            rules.into_iter().map(move |r| {
+                (
+                    r,
+                    s(a, &["feed", "id"]).to_string(),
+                    s(a, &["item", "title"]).to_string(),
+                )
+            })
         })
         .collect();
     v.sort();
