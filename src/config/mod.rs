@@ -120,9 +120,18 @@ pub enum ColorMode {
 
 #[derive(Debug, Clone)]
 pub enum SinkKind {
-    Stdout { color: ColorMode },
-    Jsonl { path: PathBuf },
+    Stdout {
+        color: ColorMode,
+    },
+    Jsonl {
+        path: PathBuf,
+    },
     Webhook(WebhookConfig),
+    /// A program run per alert (argv, no shell) with the alert on stdin.
+    Exec {
+        command: Vec<String>,
+        timeout: Duration,
+    },
 }
 
 impl SinkKind {
@@ -131,6 +140,7 @@ impl SinkKind {
             SinkKind::Stdout { .. } => "stdout",
             SinkKind::Jsonl { .. } => "jsonl",
             SinkKind::Webhook(_) => "webhook",
+            SinkKind::Exec { .. } => "exec",
         }
     }
 }
@@ -682,11 +692,16 @@ fn read_sinks(
                 f.finish(r, &keys(sinks::WEBHOOK_KEYS));
                 w.map(SinkKind::Webhook)
             }
+            Some("exec") => {
+                let e = sinks::read_exec(r, &mut f, dir);
+                f.finish(r, &keys(&["command", "timeout"]));
+                e.map(|(command, timeout)| SinkKind::Exec { command, timeout })
+            }
             Some(other) => {
                 if let Some(t) = &ty {
                     r.error(
                         t.pos,
-                        format!("unknown sink type \"{other}\"; expected \"stdout\", \"jsonl\" or \"webhook\""),
+                        format!("unknown sink type \"{other}\"; expected one of: stdout, jsonl, webhook, exec"),
                     );
                 }
                 None

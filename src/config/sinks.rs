@@ -445,6 +445,64 @@ pub fn read_webhook(r: &mut Reporter, f: &mut Fields<'_>, dir: &Path) -> Option<
     })
 }
 
+/// The keys of a `type = "exec"` sink: `command` (argv; the program is an
+/// absolute path, a path relative to the config file, or a name found in
+/// `PATH` now) and `timeout` (default 30 s).
+pub fn read_exec(
+    r: &mut Reporter,
+    f: &mut Fields<'_>,
+    dir: &Path,
+) -> Option<(Vec<String>, Duration)> {
+    let header = f.header();
+    let timeout = match f.duration(r, "timeout") {
+        Some(d) if d.value.is_zero() => {
+            r.error(d.pos, "`timeout` must be longer than 0s");
+            None
+        }
+        Some(d) => Some(d.value),
+        None => Some(Duration::from_secs(30)),
+    };
+    let Some(list) = f.string_list(r, "command") else {
+        if f.take_item("command").is_none() {
+            r.error(
+                header,
+                "an exec sink needs `command`, a list like [\"/usr/local/bin/on-alert\", \"--quiet\"]",
+            );
+        }
+        return None;
+    };
+    let Some(first) = list.first() else {
+        r.error(header, "`command` must name a program");
+        return None;
+    };
+    let program = &first.value;
+    let resolved = if program.contains('/') {
+        let p = super::reader::resolve(dir, program);
+        if !p.is_file() {
+            r.error(first.pos, format!("no program at {}", p.display()));
+            return None;
+        }
+        p.to_string_lossy().into_owned()
+    } else {
+        let found = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        });
+        if found.is_none() {
+            r.error(
+                first.pos,
+                format!("program \"{program}\" is not in PATH; give its full path"),
+            );
+            return None;
+        }
+        program.clone()
+    };
+    let mut argv = vec![resolved];
+    argv.extend(list.iter().skip(1).map(|s| s.value.clone()));
+    Some((argv, timeout?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
