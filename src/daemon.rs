@@ -20,7 +20,6 @@ use crate::config::{Config, FeedConfig};
 use crate::deliver;
 use crate::fetch::Fetcher;
 use crate::pipeline::{poll_feed, Ctx, PollError, Stats};
-use crate::sink::{self, Sink};
 use crate::state::State;
 
 /// Longest wait between polls of a failing feed.
@@ -121,12 +120,11 @@ pub async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) -> anyhow::Result<()>
     );
     for (cfg, wake) in config.sinks.iter().zip(wakes.iter()) {
         // A sink that cannot start keeps its alerts queued; the rest go on.
-        match sink::build(cfg) {
-            Ok(s) => {
+        match deliver::Lane::new(cfg, &config) {
+            Ok(lane) => {
                 tracker.spawn(deliver::run_worker(
                     ctx.clone(),
-                    s,
-                    cfg.retry,
+                    lane,
                     wake.clone(),
                     cancel.clone(),
                 ));
@@ -194,14 +192,14 @@ pub async fn once(ctx: Arc<Ctx>) -> anyhow::Result<OnceReport> {
     }
     report.failed.sort();
     for cfg in &ctx.config.sinks {
-        let s: Arc<dyn Sink> = match sink::build(cfg) {
-            Ok(s) => s,
+        let lane = match deliver::Lane::new(cfg, &ctx.config) {
+            Ok(l) => l,
             Err(e) => {
                 tracing::error!(sink = %cfg.id, error = %e, "sink cannot start; its alerts stay queued");
                 continue;
             }
         };
-        let r = deliver::drain(&ctx.state, s.as_ref(), &cfg.retry, &ctx.stats).await?;
+        let r = deliver::drain(&ctx.state, &lane, &ctx.stats).await?;
         report.delivered += r.delivered;
         report.dead += r.buried;
         if r.disabled {

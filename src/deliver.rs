@@ -27,10 +27,15 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::RetryPolicy;
-use crate::model::{Alert, AlertFeed, AlertItem, AlertRule, Snippet};
+use std::collections::HashMap;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::config::{Config, RetryPolicy, Severity, SinkConfig};
+use crate::flow::{self, AlertRuleFlow, Bucket, Decision, SinkFlow};
+use crate::model::{Alert, AlertFeed, AlertItem, AlertRule, Digest, Snippet};
 use crate::pipeline::{Ctx, Stats};
-use crate::sink::{Sink, SinkError};
+use crate::sink::{self, Sink, SinkError};
 use crate::state::{OutboxEntry, State, StateError};
 
 /// Alerts fetched from the outbox per round trip.
@@ -55,13 +60,48 @@ pub fn backoff(policy: &RetryPolicy, attempts: u32) -> Duration {
     base.mul_f64(0.8 + fastrand::f64() * 0.4)
 }
 
+/// A sink with what its worker needs: the retry policy and flow control.
+#[derive(Clone)]
+pub struct Lane {
+    pub sink: Arc<dyn Sink>,
+    pub retry: RetryPolicy,
+    pub flow: SinkFlow,
+    /// Rules with a `throttle`: rule id -> window.
+    pub throttles: Arc<HashMap<String, Duration>>,
+}
+
+impl Lane {
+    /// The lane for one configured sink.
+    pub fn new(cfg: &SinkConfig, config: &Config) -> anyhow::Result<Lane> {
+        Ok(Lane {
+            sink: sink::build(cfg)?,
+            retry: cfg.retry,
+            flow: cfg.flow.clone(),
+            throttles: Arc::new(
+                config
+                    .rule_meta
+                    .iter()
+                    .filter_map(|m| Some((m.id.clone(), m.throttle?)))
+                    .collect(),
+            ),
+        })
+    }
+
+    fn id(&self) -> &str {
+        self.sink.id()
+    }
+}
+
 /// Outcome of one pass over a sink's due alerts.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct DrainReport {
+    /// Messages delivered (an alert, or a digest of several).
     pub delivered: usize,
     pub failed: usize,
     /// Alerts that became dead letters in this pass.
     pub buried: usize,
+    /// Alerts held back for a digest in this pass.
+    pub held: usize,
     /// The sink is failing: wait this long before the next attempt.
     pub hold: Option<Duration>,
     /// The sink is switched off (its endpoint answered "gone").
@@ -70,11 +110,13 @@ pub struct DrainReport {
 
 enum Outcome {
     Delivered,
+    /// Held back for a digest.
+    Held,
     /// Transient failure: stop the pass, hold the sink.
     Hold(Duration),
-    /// This alert failed but later ones may go ahead.
+    /// This message failed but later ones may go ahead.
     Next {
-        buried: bool,
+        buried: usize,
     },
     Disabled,
 }
@@ -83,61 +125,79 @@ fn at(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(1))
 }
 
-async fn deliver_one(
+/// One message on its way: an alert or a digest, with its outbox rows.
+struct Attempt {
+    /// For logs: the alert or digest id.
+    label: String,
+    seqs: Vec<i64>,
+    /// Attempts so far (the most of its rows).
+    attempts: u32,
+    /// When its oldest row was queued (the horizon counts from there).
+    created_at: DateTime<Utc>,
+}
+
+async fn with_timeout(
+    f: impl std::future::Future<Output = Result<(), SinkError>>,
+) -> Result<(), SinkError> {
+    match tokio::time::timeout(DELIVERY_TIMEOUT, f).await {
+        Ok(r) => r,
+        Err(_) => Err(SinkError::transient(format!(
+            "delivery took longer than {DELIVERY_TIMEOUT:?}"
+        ))),
+    }
+}
+
+/// Records the result of one attempt (see the module docs).
+async fn settle(
     state: &State,
-    sink: &dyn Sink,
-    policy: &RetryPolicy,
-    entry: OutboxEntry,
+    lane: &Lane,
+    a: Attempt,
+    result: Result<(), SinkError>,
     stats: &Stats,
 ) -> Result<Outcome, StateError> {
-    let result = match serde_json::from_str::<Alert>(&entry.payload) {
-        Ok(alert) => match tokio::time::timeout(DELIVERY_TIMEOUT, sink.deliver(&alert)).await {
-            Ok(r) => r,
-            Err(_) => Err(SinkError::transient(format!(
-                "delivery took longer than {DELIVERY_TIMEOUT:?}"
-            ))),
-        },
-        // Written by this program; unreadable means a newer/older format.
-        Err(e) => Err(SinkError::rejected(format!(
-            "stored alert is unreadable: {e}"
-        ))),
-    };
-    let (seq, attempt, now) = (entry.seq, entry.attempts + 1, Utc::now());
-    let sink_id = sink.id().to_string();
-    let expired = now.signed_duration_since(entry.created_at)
+    let policy = &lane.retry;
+    let (attempt, now) = (a.attempts + 1, Utc::now());
+    let sink_id = lane.id().to_string();
+    let expired = now.signed_duration_since(a.created_at)
         >= chrono::Duration::from_std(policy.horizon).unwrap_or(chrono::Duration::MAX);
+    let seqs = a.seqs;
+    let n = seqs.len();
     match result {
         Ok(()) => {
-            state.call(move |s| s.ack(seq, now)).await?;
-            stats.alerts_delivered.fetch_add(1, Ordering::Relaxed);
+            state.call(move |s| s.ack_all(&seqs, now)).await?;
+            stats
+                .alerts_delivered
+                .fetch_add(n as u64, Ordering::Relaxed);
             Ok(Outcome::Delivered)
         }
         Err(SinkError::Transient {
             message,
             retry_after,
         }) => {
-            let wait = backoff(policy, entry.attempts).max(retry_after.unwrap_or_default());
+            let wait = backoff(policy, a.attempts).max(retry_after.unwrap_or_default());
             if expired {
-                tracing::error!(sink = %sink_id, alert = %entry.alert_id, attempt, error = %message,
+                tracing::error!(sink = %sink_id, alert = %a.label, attempt, error = %message,
                     horizon_s = policy.horizon.as_secs(), "delivery given up: dead letter");
             } else {
-                tracing::warn!(sink = %sink_id, alert = %entry.alert_id, attempt,
+                tracing::warn!(sink = %sink_id, alert = %a.label, attempt,
                     retry_in_ms = wait.as_millis() as u64, retry_after_s = retry_after.map(|d| d.as_secs()),
                     error = %message, "delivery failed; will retry");
             }
             let horizon = policy.horizon;
             let buried = state
                 .call(move |s| {
-                    if expired {
-                        s.bury(seq, &message, now)?;
-                    } else {
-                        s.retry_later(seq, &message, now, at(now, wait))?;
+                    for seq in &seqs {
+                        if expired {
+                            s.bury(*seq, &message, now)?;
+                        } else {
+                            s.retry_later(*seq, &message, now, at(now, wait))?;
+                        }
                     }
                     // Alerts queued behind it that are past the horizon too.
                     let cutoff = now - chrono::Duration::from_std(horizon).unwrap_or_default();
                     let n =
                         s.expire(&sink_id, cutoff, "not delivered within retry_horizon", now)?;
-                    Ok(n + usize::from(expired))
+                    Ok(n + if expired { seqs.len() } else { 0 })
                 })
                 .await?;
             stats
@@ -147,41 +207,222 @@ async fn deliver_one(
         }
         Err(SinkError::Rejected { message }) => {
             let bury = expired || attempt >= REJECTED_TRIES;
-            let wait = backoff(policy, entry.attempts);
+            let wait = backoff(policy, a.attempts);
             if bury {
-                tracing::error!(sink = %sink_id, alert = %entry.alert_id, attempt, error = %message,
+                tracing::error!(sink = %sink_id, alert = %a.label, attempt, error = %message,
                     "alert rejected; kept as a dead letter");
             } else {
-                tracing::warn!(sink = %sink_id, alert = %entry.alert_id, attempt,
+                tracing::warn!(sink = %sink_id, alert = %a.label, attempt,
                     retry_in_ms = wait.as_millis() as u64, error = %message, "alert rejected; will retry");
             }
             state
                 .call(move |s| {
-                    if bury {
-                        s.bury(seq, &message, now)
-                    } else {
-                        s.retry_later(seq, &message, now, at(now, wait))
+                    for seq in &seqs {
+                        if bury {
+                            s.bury(*seq, &message, now)?;
+                        } else {
+                            s.retry_later(*seq, &message, now, at(now, wait))?;
+                        }
                     }
+                    Ok(())
                 })
                 .await?;
-            if bury {
-                stats.alerts_dead.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(Outcome::Next { buried: bury })
+            let buried = if bury { n } else { 0 };
+            stats
+                .alerts_dead
+                .fetch_add(buried as u64, Ordering::Relaxed);
+            Ok(Outcome::Next { buried })
         }
         Err(SinkError::Gone { message }) => {
-            let endpoint = sink.endpoint().to_string();
-            tracing::error!(sink = %sink_id, endpoint = %endpoint, alert = %entry.alert_id, error = %message,
+            let endpoint = lane.sink.endpoint().to_string();
+            tracing::error!(sink = %sink_id, endpoint = %endpoint, alert = %a.label, error = %message,
                 "sink endpoint is gone; sink switched off (alerts stay queued; `wirewatch alerts retry --sink {sink_id}` switches it on)");
             state
                 .call(move |s| {
-                    s.retry_later(seq, &message, now, now)?;
+                    for seq in &seqs {
+                        s.retry_later(*seq, &message, now, now)?;
+                    }
                     s.disable_sink(&sink_id, &endpoint, &message, now)
                 })
                 .await?;
             Ok(Outcome::Disabled)
         }
     }
+}
+
+/// Flow control for one alert: send it (and which throttle windows to open
+/// then) or hold it for a digest.
+async fn decide(state: &State, lane: &Lane, alert: &Alert) -> Result<Decision, StateError> {
+    let ids: Vec<String> = if alert.rules.is_empty() {
+        vec![alert.rule.id.clone()]
+    } else {
+        alert.rules.iter().map(|r| r.id.clone()).collect()
+    };
+    let throttled = ids.iter().any(|r| lane.throttles.contains_key(r));
+    if lane.flow.is_plain() && !throttled {
+        return Ok(Decision::Send { open: Vec::new() });
+    }
+    let windows = if throttled {
+        let (sink, ids) = (lane.id().to_string(), ids.clone());
+        state.call(move |s| s.throttle_windows(&sink, &ids)).await?
+    } else {
+        vec![None; ids.len()]
+    };
+    let rules: Vec<AlertRuleFlow<'_>> = ids
+        .iter()
+        .zip(windows)
+        .map(|(id, window_end)| AlertRuleFlow {
+            id,
+            throttle: lane.throttles.get(id).copied(),
+            window_end,
+        })
+        .collect();
+    let severity = Severity::parse(&alert.rule.severity).unwrap_or(Severity::Normal);
+    Ok(flow::decide(&lane.flow, severity, &rules, Utc::now()))
+}
+
+async fn deliver_one(
+    state: &State,
+    lane: &Lane,
+    entry: OutboxEntry,
+    stats: &Stats,
+) -> Result<Outcome, StateError> {
+    let attempt = Attempt {
+        label: entry.alert_id.clone(),
+        seqs: vec![entry.seq],
+        attempts: entry.attempts,
+        created_at: entry.created_at,
+    };
+    let alert = match serde_json::from_str::<Alert>(&entry.payload) {
+        Ok(a) => a,
+        // Written by this program; unreadable means a newer/older format.
+        Err(e) => {
+            let err = SinkError::rejected(format!("stored alert is unreadable: {e}"));
+            return settle(state, lane, attempt, Err(err), stats).await;
+        }
+    };
+    let open = match decide(state, lane, &alert).await? {
+        Decision::Hold { bucket, release_at } => {
+            let (seq, key) = (entry.seq, bucket.key());
+            let at = state.call(move |s| s.hold(seq, &key, release_at)).await?;
+            tracing::info!(sink = %lane.id(), alert = %entry.alert_id, held_for = %bucket.key(),
+                release_at = %at, "alert held for a digest");
+            return Ok(Outcome::Held);
+        }
+        Decision::Send { open } => open,
+    };
+    let result = with_timeout(lane.sink.deliver(&alert)).await;
+    let ok = result.is_ok();
+    let outcome = settle(state, lane, attempt, result, stats).await?;
+    if ok && !open.is_empty() {
+        let now = Utc::now();
+        let sink = lane.id().to_string();
+        let windows: Vec<(String, DateTime<Utc>)> =
+            open.into_iter().map(|(r, d)| (r, at(now, d))).collect();
+        state.call(move |s| s.open_windows(&sink, &windows)).await?;
+    }
+    Ok(outcome)
+}
+
+/// The digest id: stable for the sink, the bucket and the alerts it holds.
+fn digest_id(sink: &str, bucket: &str, alert_ids: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for part in [sink, bucket].iter().chain(alert_ids.iter()) {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let hex: String = h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("digest-{hex}")
+}
+
+/// Sends one due bucket: its only alert as it was, or a digest.
+async fn release_bucket(
+    state: &State,
+    lane: &Lane,
+    bucket_key: String,
+    stats: &Stats,
+) -> Result<Outcome, StateError> {
+    let (sink, key) = (lane.id().to_string(), bucket_key.clone());
+    let entries = state.call(move |s| s.bucket_entries(&sink, &key)).await?;
+    let mut alerts = Vec::new();
+    let mut attempt = Attempt {
+        label: String::new(),
+        seqs: Vec::new(),
+        attempts: 0,
+        created_at: Utc::now(),
+    };
+    for e in entries {
+        match serde_json::from_str::<Alert>(&e.payload) {
+            Ok(a) => {
+                attempt.seqs.push(e.seq);
+                attempt.attempts = attempt.attempts.max(e.attempts);
+                attempt.created_at = attempt.created_at.min(e.created_at);
+                alerts.push(a);
+            }
+            Err(err) => {
+                let one = Attempt {
+                    label: e.alert_id.clone(),
+                    seqs: vec![e.seq],
+                    attempts: REJECTED_TRIES,
+                    created_at: e.created_at,
+                };
+                let err = SinkError::rejected(format!("stored alert is unreadable: {err}"));
+                settle(state, lane, one, Err(err), stats).await?;
+            }
+        }
+    }
+    if alerts.is_empty() {
+        return Ok(Outcome::Next { buried: 0 });
+    }
+    let now = Utc::now();
+    let most = alerts
+        .iter()
+        .filter_map(|a| Severity::parse(&a.rule.severity))
+        .max()
+        .unwrap_or(Severity::Normal);
+    let release = flow::release_time(&lane.flow, now, most);
+    if release > now {
+        let (sink, key) = (lane.id().to_string(), bucket_key.clone());
+        state
+            .call(move |s| s.postpone_bucket(&sink, &key, release))
+            .await?;
+        tracing::info!(sink = %lane.id(), held_for = %bucket_key, release_at = %release,
+            "digest waits for the end of quiet hours");
+        return Ok(Outcome::Next { buried: 0 });
+    }
+    let result = if alerts.len() == 1 {
+        attempt.label = alerts[0].id.clone();
+        with_timeout(lane.sink.deliver(&alerts[0])).await
+    } else {
+        let ids: Vec<&str> = alerts.iter().map(|a| a.id.as_str()).collect();
+        let bucket = Bucket::from_key(&bucket_key);
+        let digest = Digest {
+            id: digest_id(lane.id(), &bucket_key, &ids),
+            kind: "digest".into(),
+            reason: match &bucket {
+                Some(Bucket::Throttle { .. }) => "throttle",
+                Some(Bucket::Quiet) => "quiet_hours",
+                _ => "digest",
+            }
+            .into(),
+            rule: match bucket {
+                Some(Bucket::Throttle { rule }) => Some(rule),
+                _ => None,
+            },
+            from: alerts.iter().map(|a| a.detected_at).min().unwrap_or(now),
+            to: alerts.iter().map(|a| a.detected_at).max().unwrap_or(now),
+            count: alerts.len(),
+            alerts,
+        };
+        attempt.label = digest.id.clone();
+        tracing::info!(sink = %lane.id(), digest = %digest.id, alerts = digest.count,
+            reason = %digest.reason, "sending digest");
+        with_timeout(lane.sink.deliver_digest(&digest)).await
+    };
+    settle(state, lane, attempt, result, stats).await
 }
 
 /// Whether the sink may be tried: a sink switched off for an endpoint it no
@@ -203,64 +444,71 @@ async fn usable(state: &State, sink: &dyn Sink) -> Result<bool, StateError> {
         .await
 }
 
-/// Delivers every alert due now for one sink, once, in queue order. A
-/// transient failure ends the pass (later alerts wait behind it).
-pub async fn drain(
-    state: &State,
-    sink: &dyn Sink,
-    policy: &RetryPolicy,
-    stats: &Stats,
-) -> Result<DrainReport, StateError> {
+/// Adds one outcome to the report; `false` ends the pass.
+fn tally(report: &mut DrainReport, outcome: Outcome) -> bool {
+    match outcome {
+        Outcome::Delivered => report.delivered += 1,
+        Outcome::Held => report.held += 1,
+        Outcome::Next { buried } => {
+            report.failed += usize::from(buried > 0);
+            report.buried += buried;
+        }
+        Outcome::Hold(wait) => {
+            report.failed += 1;
+            report.hold = Some(wait);
+            return false;
+        }
+        Outcome::Disabled => {
+            report.failed += 1;
+            report.disabled = true;
+            return false;
+        }
+    }
+    true
+}
+
+/// Delivers every digest and alert due now for one sink, once, in queue
+/// order. A transient failure ends the pass (later alerts wait behind it).
+pub async fn drain(state: &State, lane: &Lane, stats: &Stats) -> Result<DrainReport, StateError> {
     let mut report = DrainReport::default();
-    if !usable(state, sink).await? {
+    if !usable(state, lane.sink.as_ref()).await? {
         report.disabled = true;
         return Ok(report);
     }
+    let id = lane.id().to_string();
+    let buckets = state.call(move |s| s.due_buckets(&id, Utc::now())).await?;
+    for b in buckets {
+        let outcome = release_bucket(state, lane, b, stats).await?;
+        if !tally(&mut report, outcome) {
+            return Ok(report);
+        }
+    }
     loop {
-        let id = sink.id().to_string();
+        let id = lane.id().to_string();
         let batch = state.call(move |s| s.due(&id, Utc::now(), BATCH)).await?;
         if batch.is_empty() {
             return Ok(report);
         }
         for entry in batch {
-            match deliver_one(state, sink, policy, entry, stats).await? {
-                Outcome::Delivered => report.delivered += 1,
-                Outcome::Next { buried } => {
-                    report.failed += 1;
-                    report.buried += usize::from(buried);
-                }
-                Outcome::Hold(wait) => {
-                    report.failed += 1;
-                    report.hold = Some(wait);
-                    return Ok(report);
-                }
-                Outcome::Disabled => {
-                    report.failed += 1;
-                    report.disabled = true;
-                    return Ok(report);
-                }
+            let outcome = deliver_one(state, lane, entry, stats).await?;
+            if !tally(&mut report, outcome) {
+                return Ok(report);
             }
         }
     }
 }
 
 /// The long-running worker for one sink: drains when woken by a poll or
-/// when the next retry is due, until cancelled (a delivery in flight is
-/// finished first). While the sink is held after a failure, wake-ups do
-/// not cut the wait short.
-pub async fn run_worker(
-    ctx: Arc<Ctx>,
-    sink: Arc<dyn Sink>,
-    policy: RetryPolicy,
-    wake: Arc<Notify>,
-    cancel: CancellationToken,
-) {
+/// when the next retry or digest is due, until cancelled (a delivery in
+/// flight is finished first). While the sink is held after a failure,
+/// wake-ups do not cut the wait short.
+pub async fn run_worker(ctx: Arc<Ctx>, lane: Lane, wake: Arc<Notify>, cancel: CancellationToken) {
     let state = &ctx.state;
     loop {
-        let report = match drain(state, sink.as_ref(), &policy, &ctx.stats).await {
+        let report = match drain(state, &lane, &ctx.stats).await {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!(sink = %sink.id(), error = %e, "outbox unavailable");
+                tracing::error!(sink = %lane.id(), error = %e, "outbox unavailable");
                 DrainReport {
                     hold: Some(Duration::from_secs(5)),
                     ..DrainReport::default()
@@ -277,7 +525,7 @@ pub async fn run_worker(
         let wait = if report.disabled {
             IDLE_RECHECK
         } else {
-            let id = sink.id().to_string();
+            let id = lane.id().to_string();
             match state.call(move |s| s.next_due(&id)).await {
                 Ok(Some(t)) => (t - Utc::now())
                     .to_std()

@@ -16,7 +16,8 @@
 //! - [`snippet`]: the sentence(s) that show why a rule fired. Pure.
 //! - [`pipeline`]: one poll of one feed, ending in one state transaction.
 //! - [`state`]: the only module that touches SQLite.
-//! - [`deliver`], [`sink`]: the outbox drained per sink, at least once.
+//! - [`deliver`], [`sink`]: the outbox drained per sink, at least once;
+//!   [`flow`] decides what waits for a digest (throttle, quiet hours). Pure.
 //! - [`demo`]: the bundled feed server and the `wirewatch demo` run.
 
 pub mod config;
@@ -24,6 +25,7 @@ pub mod daemon;
 pub mod deliver;
 pub mod demo;
 pub mod fetch;
+pub mod flow;
 pub mod html;
 pub mod model;
 pub mod parse;

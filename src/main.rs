@@ -519,9 +519,14 @@ fn write_sink_status(out: &mut impl Write, config: &Config, s: &SinkStatus) -> s
     let configured = config.sinks.iter().any(|c| c.id == s.sink);
     writeln!(
         out,
-        "sink {:<19} {} waiting, {} dead, {} delivered (last {}){}",
+        "sink {:<19} {} waiting{}, {} dead, {} delivered (last {}){}",
         s.sink,
         s.pending,
+        if s.held > 0 {
+            format!(" ({} held)", s.held)
+        } else {
+            String::new()
+        },
         s.dead,
         s.delivered,
         when(s.last_delivery_at),
@@ -667,9 +672,17 @@ async fn alerts_command(args: AlertsArgs) -> anyhow::Result<ExitCode> {
                         .unwrap_or_else(|_| "(unreadable alert)".into());
                     let title: String =
                         title.chars().filter(|c| !c.is_control()).take(70).collect();
-                    let what = match r.dead_at {
-                        Some(t) => format!("DEAD since {}", when(Some(t))),
-                        None => format!("next try {}", when(Some(r.next_attempt_at))),
+                    let what = match (r.dead_at, r.held_for.as_deref()) {
+                        (Some(t), _) => format!("DEAD since {}", when(Some(t))),
+                        (None, Some(b)) => {
+                            let why = match b.strip_prefix("throttle:") {
+                                Some(rule) => format!("throttle of rule {rule}"),
+                                None if b == "quiet" => "quiet hours".to_string(),
+                                None => b.to_string(),
+                            };
+                            format!("held for {why} until {}", when(Some(r.next_attempt_at)))
+                        }
+                        (None, None) => format!("next try {}", when(Some(r.next_attempt_at))),
                     };
                     writeln!(
                         out,

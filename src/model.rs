@@ -88,3 +88,124 @@ pub struct Snippet {
     pub text: String,
     pub highlights: Vec<(usize, usize)>,
 }
+
+/// Alerts held back by flow control (throttle, quiet hours, a digest
+/// period) and sent as one message. Serialized with `"type": "digest"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Digest {
+    /// Stable for the sink, the bucket and the alerts it holds.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// "throttle", "quiet_hours" or "digest".
+    pub reason: String,
+    /// For a throttle digest: the rule.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rule: Option<String>,
+    /// Detection time of the first and the last alert it holds.
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub count: usize,
+    /// The alerts, in the order they were detected.
+    pub alerts: Vec<Alert>,
+}
+
+/// How many entries a digest lists in its text before "and N more".
+pub const DIGEST_LIST: usize = 20;
+
+impl Digest {
+    /// The one-line headline: what was held and why.
+    pub fn headline(&self) -> String {
+        let n = self.count;
+        let s = if n == 1 { "" } else { "s" };
+        match (self.reason.as_str(), &self.rule) {
+            ("throttle", Some(rule)) => format!("{n} more alert{s} for rule {rule} (throttled)"),
+            ("quiet_hours", _) => format!("{n} alert{s} held during quiet hours"),
+            _ => format!(
+                "Digest: {n} alert{s} since {}",
+                self.from
+                    .with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M")
+            ),
+        }
+    }
+
+    /// The digest as one alert, for sinks that show alerts as messages
+    /// (terminal, desktop, chat presets, e-mail): the headline as title, a
+    /// line per held alert (title, feed, link) as the text, every rule.
+    pub fn summary_alert(&self) -> Alert {
+        let mut rules: Vec<AlertRule> = Vec::new();
+        let mut matched: Vec<String> = Vec::new();
+        for a in &self.alerts {
+            for r in a.rules.iter().chain(std::iter::once(&a.rule)) {
+                if !rules.iter().any(|x| x.id == r.id) {
+                    rules.push(r.clone());
+                }
+            }
+            for m in &a.matched {
+                if !matched.contains(m) {
+                    matched.push(m.clone());
+                }
+            }
+        }
+        let rank = |s: &str| match s {
+            "critical" => 0,
+            "high" => 1,
+            "normal" => 2,
+            _ => 3,
+        };
+        rules.sort_by_key(|r| rank(&r.severity));
+        let first_feed = self.alerts.first().map(|a| a.feed.clone());
+        let feed = match first_feed {
+            Some(f) if self.alerts.iter().all(|a| a.feed.id == f.id) => f,
+            _ => AlertFeed {
+                id: "wirewatch".into(),
+                title: "several feeds".into(),
+                url: String::new(),
+            },
+        };
+        let mut lines: Vec<String> = self
+            .alerts
+            .iter()
+            .take(DIGEST_LIST)
+            .map(|a| {
+                let link = a
+                    .item
+                    .link
+                    .as_deref()
+                    .map(|l| format!(" {l}"))
+                    .unwrap_or_default();
+                format!("\u{2022} {} ({}){link}", a.item.title, a.feed.title)
+            })
+            .collect();
+        if self.alerts.len() > DIGEST_LIST {
+            lines.push(format!(
+                "\u{2026} and {} more",
+                self.alerts.len() - DIGEST_LIST
+            ));
+        }
+        let rule = rules.first().cloned().unwrap_or(AlertRule {
+            id: "digest".into(),
+            severity: "normal".into(),
+        });
+        Alert {
+            id: self.id.clone(),
+            rule,
+            rules,
+            feed,
+            item: AlertItem {
+                key: self.id.clone(),
+                title: self.headline(),
+                link: None,
+                published: Some(self.to),
+                authors: Vec::new(),
+            },
+            matched,
+            snippet: Snippet {
+                text: lines.join("\n"),
+                highlights: Vec::new(),
+            },
+            detected_at: self.to,
+        }
+    }
+}

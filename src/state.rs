@@ -70,6 +70,15 @@ const MIGRATIONS: &[&str] = &[
         last_delivery_at INTEGER,
         delivered INTEGER NOT NULL DEFAULT 0
     );",
+    // 3: flow control: alerts held for a digest, throttle windows
+    "ALTER TABLE outbox ADD COLUMN bucket TEXT;
+    CREATE INDEX outbox_held ON outbox (sink_id, bucket) WHERE bucket IS NOT NULL;
+    CREATE TABLE throttle (
+        sink_id TEXT NOT NULL,
+        rule_id TEXT NOT NULL,
+        window_end INTEGER NOT NULL,
+        PRIMARY KEY (sink_id, rule_id)
+    ) WITHOUT ROWID;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -170,6 +179,9 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     /// Set for a dead letter: when delivery was given up.
     pub dead_at: Option<DateTime<Utc>>,
+    /// Set for an alert held for a digest ("digest", "quiet",
+    /// "throttle:RULE"); it goes out at `next_attempt_at`.
+    pub held_for: Option<String>,
 }
 
 /// A sink endpoint switched off after it answered "gone" (HTTP 410).
@@ -185,7 +197,10 @@ pub struct Disabled {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SinkStatus {
     pub sink: String,
+    /// Live alerts, held ones included.
     pub pending: u64,
+    /// Of `pending`, those held for a digest.
+    pub held: u64,
     pub dead: u64,
     pub delivered: u64,
     pub last_delivery_at: Option<DateTime<Utc>>,
@@ -472,7 +487,7 @@ impl State {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
             "SELECT seq, alert_id, payload, attempts, created_at FROM outbox
-             WHERE sink_id = ?1 AND dead_at IS NULL AND next_attempt_at <= ?2
+             WHERE sink_id = ?1 AND dead_at IS NULL AND bucket IS NULL AND next_attempt_at <= ?2
              ORDER BY seq LIMIT ?3",
         )?;
         let rows = stmt.query_map(params![sink_id, ms(now), limit as i64], |r| {
@@ -487,10 +502,11 @@ impl State {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// When the next live alert for `sink_id` becomes due, if any is queued.
+    /// When the next live alert or held bucket for `sink_id` becomes due.
     pub fn next_due(&self, sink_id: &str) -> Result<Option<DateTime<Utc>>, StateError> {
         let conn = self.lock();
         let v: Option<i64> = conn.query_row(
+            // Held buckets included: their rows carry the release time.
             "SELECT MIN(next_attempt_at) FROM outbox WHERE sink_id = ?1 AND dead_at IS NULL",
             [sink_id],
             |r| r.get(0),
@@ -500,15 +516,24 @@ impl State {
 
     /// The sink confirmed the alert: remove it and count the delivery.
     pub fn ack(&self, seq: i64, now: DateTime<Utc>) -> Result<(), StateError> {
+        self.ack_all(&[seq], now)
+    }
+
+    /// The sink confirmed these alerts (one alert, or a digest of several):
+    /// remove them and count one delivery, in one transaction.
+    pub fn ack_all(&self, seqs: &[i64], now: DateTime<Utc>) -> Result<(), StateError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let sink: Option<String> = tx
-            .query_row(
-                "DELETE FROM outbox WHERE seq = ?1 RETURNING sink_id",
-                [seq],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let mut sink: Option<String> = None;
+        {
+            let mut del =
+                tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1 RETURNING sink_id")?;
+            for seq in seqs {
+                if let Some(s) = del.query_row([seq], |r| r.get(0)).optional()? {
+                    sink = Some(s);
+                }
+            }
+        }
         if let Some(sink) = sink {
             tx.execute(
                 "INSERT INTO sinks (sink_id, last_delivery_at, delivered) VALUES (?1, ?2, 1)
@@ -518,6 +543,127 @@ impl State {
             )?;
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Holds an alert for a digest in `bucket`. The bucket goes out at its
+    /// first member's release time, `release_at` for a new bucket; returns
+    /// that time.
+    pub fn hold(
+        &self,
+        seq: i64,
+        bucket: &str,
+        release_at: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StateError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let at: i64 = tx.query_row(
+            "SELECT COALESCE(
+                 (SELECT MIN(o.next_attempt_at) FROM outbox o, outbox me
+                  WHERE me.seq = ?1 AND o.sink_id = me.sink_id AND o.bucket = ?2
+                    AND o.dead_at IS NULL),
+                 ?3)",
+            params![seq, bucket, ms(release_at)],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "UPDATE outbox SET bucket = ?2, next_attempt_at = ?3 WHERE seq = ?1",
+            params![seq, bucket, at],
+        )?;
+        tx.commit()?;
+        Ok(from_ms(Some(at)).unwrap_or(release_at))
+    }
+
+    /// Buckets of `sink_id` due at `now`, earliest first.
+    pub fn due_buckets(
+        &self,
+        sink_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StateError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT bucket FROM outbox
+             WHERE sink_id = ?1 AND bucket IS NOT NULL AND dead_at IS NULL
+             GROUP BY bucket HAVING MIN(next_attempt_at) <= ?2 ORDER BY MIN(next_attempt_at)",
+        )?;
+        let rows = stmt.query_map(params![sink_id, ms(now)], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The live alerts held in one bucket, in queue order.
+    pub fn bucket_entries(
+        &self,
+        sink_id: &str,
+        bucket: &str,
+    ) -> Result<Vec<OutboxEntry>, StateError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, alert_id, payload, attempts, created_at FROM outbox
+             WHERE sink_id = ?1 AND bucket = ?2 AND dead_at IS NULL ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![sink_id, bucket], |r| {
+            Ok(OutboxEntry {
+                seq: r.get(0)?,
+                alert_id: r.get(1)?,
+                payload: r.get(2)?,
+                attempts: r.get(3)?,
+                created_at: from_ms(r.get(4)?).unwrap_or_default(),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Moves a bucket's release to `at` (no attempt is counted).
+    pub fn postpone_bucket(
+        &self,
+        sink_id: &str,
+        bucket: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        self.lock().execute(
+            "UPDATE outbox SET next_attempt_at = ?3
+             WHERE sink_id = ?1 AND bucket = ?2 AND dead_at IS NULL",
+            params![sink_id, bucket, ms(at)],
+        )?;
+        Ok(())
+    }
+
+    /// When the throttle windows of `rules` to `sink_id` end (`None`: no
+    /// window was ever opened).
+    pub fn throttle_windows(
+        &self,
+        sink_id: &str,
+        rules: &[String],
+    ) -> Result<Vec<Option<DateTime<Utc>>>, StateError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT window_end FROM throttle WHERE sink_id = ?1 AND rule_id = ?2",
+        )?;
+        rules
+            .iter()
+            .map(|r| {
+                Ok(from_ms(
+                    stmt.query_row(params![sink_id, r], |row| row.get(0))
+                        .optional()?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Opens throttle windows (rule id, window end) to `sink_id`.
+    pub fn open_windows(
+        &self,
+        sink_id: &str,
+        windows: &[(String, DateTime<Utc>)],
+    ) -> Result<(), StateError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO throttle (sink_id, rule_id, window_end) VALUES (?1, ?2, ?3)
+             ON CONFLICT (sink_id, rule_id) DO UPDATE SET window_end = excluded.window_end",
+        )?;
+        for (rule, end) in windows {
+            stmt.execute(params![sink_id, rule, ms(*end)])?;
+        }
         Ok(())
     }
 
@@ -574,7 +720,7 @@ impl State {
     ) -> Result<usize, StateError> {
         Ok(self.lock().execute(
             "UPDATE outbox SET dead_at = NULL, attempts = 0, next_attempt_at = ?2,
-                 created_at = ?2
+                 created_at = ?2, bucket = NULL
              WHERE dead_at IS NOT NULL AND (?1 IS NULL OR sink_id = ?1)",
             params![sink_id, ms(now)],
         )?)
@@ -657,7 +803,8 @@ impl State {
         }
         let mut counts = conn.prepare_cached(
             "SELECT COUNT(*) FILTER (WHERE dead_at IS NULL), COUNT(*) FILTER (WHERE dead_at IS NOT NULL),
-                    MIN(created_at) FILTER (WHERE dead_at IS NULL)
+                    MIN(created_at) FILTER (WHERE dead_at IS NULL),
+                    COUNT(*) FILTER (WHERE dead_at IS NULL AND bucket IS NOT NULL)
              FROM outbox WHERE sink_id = ?1",
         )?;
         let mut last_err = conn.prepare_cached(
@@ -678,6 +825,7 @@ impl State {
                 st.pending = r.get(0)?;
                 st.dead = r.get(1)?;
                 st.oldest_pending_at = from_ms(r.get(2)?);
+                st.held = r.get(3)?;
                 Ok(())
             })?;
             st.last_error = last_err.query_row([&id], |r| r.get(0)).optional()?;
@@ -710,7 +858,7 @@ impl State {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
             "SELECT sink_id, alert_id, payload, created_at, attempts, next_attempt_at,
-                    last_attempt_at, last_error, dead_at
+                    last_attempt_at, last_error, dead_at, bucket
              FROM outbox WHERE (?1 IS NULL OR sink_id = ?1) ORDER BY sink_id, seq LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![sink_id, limit as i64], |r| {
@@ -724,6 +872,7 @@ impl State {
                 last_attempt_at: from_ms(r.get(6)?),
                 last_error: r.get(7)?,
                 dead_at: from_ms(r.get(8)?),
+                held_for: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

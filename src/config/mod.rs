@@ -40,7 +40,7 @@ impl Severity {
         }
     }
 
-    fn parse(s: &str) -> Option<Severity> {
+    pub fn parse(s: &str) -> Option<Severity> {
         Some(match s {
             "low" => Severity::Low,
             "normal" => Severity::Normal,
@@ -153,6 +153,8 @@ pub struct SinkConfig {
     /// Snippet length for this sink; default `[daemon] snippet_max_chars`.
     pub snippet_max_chars: Option<usize>,
     pub retry: RetryPolicy,
+    /// Digest period and quiet hours.
+    pub flow: crate::flow::SinkFlow,
 }
 
 /// What a rule carries besides its terms (the terms live in [`RuleSet`]).
@@ -162,6 +164,8 @@ pub struct RuleMeta {
     pub severity: Severity,
     /// `None`: every sink.
     pub sinks: Option<Vec<String>>,
+    /// At most one alert per window per sink; the rest go out as a digest.
+    pub throttle: Option<Duration>,
     pub file: PathBuf,
 }
 
@@ -654,9 +658,11 @@ fn read_sinks(
             .integer(r, "snippet_max_chars", 40..=10_000)
             .map(|n| n as usize);
         let retry = sinks::read_retry(r, &mut f);
+        let flow = sinks::read_flow(r, &mut f);
         let keys = |own: &[&'static str]| -> Vec<&'static str> {
             let mut k = vec!["id", "type", "snippet_max_chars"];
             k.extend_from_slice(sinks::RETRY_KEYS);
+            k.extend_from_slice(sinks::FLOW_KEYS);
             k.extend_from_slice(own);
             k
         };
@@ -717,6 +723,7 @@ fn read_sinks(
                 kind,
                 snippet_max_chars: cap,
                 retry,
+                flow,
             });
         }
     }
@@ -724,7 +731,7 @@ fn read_sinks(
 }
 
 const RULE_KEYS: &[&str] = &[
-    "id", "query", "any", "all", "none", "feeds", "severity", "sinks", "enabled",
+    "id", "query", "any", "all", "none", "feeds", "severity", "sinks", "enabled", "throttle",
 ];
 
 /// Where each part of a rule was written, to place engine errors.
@@ -871,6 +878,14 @@ impl RuleBook {
             }
         }
         let enabled = f.bool(r, "enabled").unwrap_or(true);
+        let throttle = match f.duration(r, "throttle") {
+            Some(d) if d.value < Duration::from_secs(1) => {
+                r.error(d.pos, "`throttle` must be at least 1s");
+                None
+            }
+            Some(d) => Some(d.value),
+            None => None,
+        };
         let header = f.header();
         f.finish(r, RULE_KEYS);
 
@@ -917,6 +932,7 @@ impl RuleBook {
             id: id.value,
             severity,
             sinks: sinks.map(|l| l.into_iter().map(|s| s.value).collect()),
+            throttle,
             file: source.path.clone(),
         };
         self.rules.push((spec, meta, enabled, spans));

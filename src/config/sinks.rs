@@ -69,6 +69,42 @@ pub fn read_retry(r: &mut Reporter, f: &mut Fields<'_>) -> RetryPolicy {
     p
 }
 
+/// Keys of flow control every sink accepts.
+pub const FLOW_KEYS: &[&str] = &["digest", "quiet_hours", "quiet_hours_allow"];
+
+pub fn read_flow(r: &mut Reporter, f: &mut Fields<'_>) -> crate::flow::SinkFlow {
+    let mut flow = crate::flow::SinkFlow::default();
+    if let Some(d) = f.duration(r, "digest") {
+        if d.value < Duration::from_secs(1) {
+            r.error(d.pos, "`digest` must be at least 1s");
+        } else {
+            flow.digest = Some(d.value);
+        }
+    }
+    if let Some(q) = f.string(r, "quiet_hours") {
+        match crate::flow::QuietHours::parse(&q.value) {
+            Ok(v) => flow.quiet_hours = Some(v),
+            Err(e) => r.error(q.pos, format!("`quiet_hours`: {e}")),
+        }
+    }
+    if let Some(a) = f.string(r, "quiet_hours_allow") {
+        match super::Severity::parse(&a.value) {
+            Some(s) => flow.quiet_allow = Some(s),
+            None => r.error(
+                a.pos,
+                format!(
+                    "`quiet_hours_allow`: unknown severity \"{}\"; expected low, normal, high or critical",
+                    a.value
+                ),
+            ),
+        }
+        if flow.quiet_hours.is_none() {
+            r.error(a.pos, "`quiet_hours_allow` needs `quiet_hours`");
+        }
+    }
+    flow
+}
+
 /// Secret bytes; never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub Vec<u8>);

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Sink, SinkError};
-use crate::model::Alert;
+use crate::model::{Alert, Digest};
 
 /// Exit status meaning "the alert itself is unacceptable" (sysexits.h).
 pub const EX_DATAERR: i32 = 65;
@@ -65,12 +65,24 @@ impl Sink for ExecSink {
     }
 
     async fn deliver(&self, alert: &Alert) -> Result<(), SinkError> {
+        let input = serde_json::to_vec(alert).map_err(|e| SinkError::rejected(e.to_string()))?;
+        self.run(input, alert).await
+    }
+
+    async fn deliver_digest(&self, digest: &Digest) -> Result<(), SinkError> {
+        let input = serde_json::to_vec(digest).map_err(|e| SinkError::rejected(e.to_string()))?;
+        self.run(input, &digest.summary_alert()).await
+    }
+}
+
+impl ExecSink {
+    /// Runs the command with `input` (one JSON line) on stdin and the
+    /// variables of `alert`.
+    async fn run(&self, mut input: Vec<u8>, alert: &Alert) -> Result<(), SinkError> {
         let (program, args) = self
             .argv
             .split_first()
             .ok_or_else(|| SinkError::rejected("empty command"))?;
-        let mut input =
-            serde_json::to_vec(alert).map_err(|e| SinkError::rejected(e.to_string()))?;
         input.push(b'\n');
         let rules: Vec<&str> = alert.rules.iter().map(|r| r.id.as_str()).collect();
         let mut child = tokio::process::Command::new(program)

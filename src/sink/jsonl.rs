@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 
 use super::{Sink, SinkError};
-use crate::model::Alert;
+use crate::model::{Alert, Digest};
 
 pub struct JsonlSink {
     id: String,
@@ -30,7 +30,18 @@ impl Sink for JsonlSink {
     }
 
     async fn deliver(&self, alert: &Alert) -> Result<(), SinkError> {
-        let mut line = serde_json::to_vec(alert).map_err(|e| SinkError::rejected(e.to_string()))?;
+        let line = serde_json::to_vec(alert).map_err(|e| SinkError::rejected(e.to_string()))?;
+        self.append(line).await
+    }
+
+    async fn deliver_digest(&self, digest: &Digest) -> Result<(), SinkError> {
+        let line = serde_json::to_vec(digest).map_err(|e| SinkError::rejected(e.to_string()))?;
+        self.append(line).await
+    }
+}
+
+impl JsonlSink {
+    async fn append(&self, mut line: Vec<u8>) -> Result<(), SinkError> {
         line.push(b'\n');
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::config::{SinkConfig, SinkKind};
-use crate::model::Alert;
+use crate::model::{Alert, Digest};
 
 pub use exec::ExecSink;
 pub use jsonl::JsonlSink;
@@ -74,6 +74,12 @@ pub trait Sink: Send + Sync {
         ""
     }
     async fn deliver(&self, alert: &Alert) -> Result<(), SinkError>;
+    /// Alerts held back by flow control, as one message. By default the
+    /// digest's summary alert (headline, one line per alert); sinks that
+    /// carry JSON send the digest object itself.
+    async fn deliver_digest(&self, digest: &Digest) -> Result<(), SinkError> {
+        self.deliver(&digest.summary_alert()).await
+    }
 }
 
 /// Builds the sink a config entry describes.

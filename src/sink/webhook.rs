@@ -18,8 +18,8 @@ use sha2::Sha256;
 
 use super::preset;
 use super::{Sink, SinkError};
-use crate::config::WebhookConfig;
-use crate::model::Alert;
+use crate::config::{WebhookConfig, WebhookFormat};
+use crate::model::{Alert, Digest};
 
 /// How much of an error response's body goes into the error message.
 const ERROR_BODY_CHARS: usize = 200;
@@ -134,6 +134,31 @@ impl Sink for WebhookSink {
 
     async fn deliver(&self, alert: &Alert) -> Result<(), SinkError> {
         let out = preset::render(&self.cfg, alert).map_err(SinkError::rejected)?;
+        self.send(out, &alert.id).await
+    }
+
+    async fn deliver_digest(&self, digest: &Digest) -> Result<(), SinkError> {
+        match self.cfg.format {
+            // Plain JSON receivers get the digest object itself.
+            WebhookFormat::Alert => {
+                let body =
+                    serde_json::to_value(digest).map_err(|e| SinkError::rejected(e.to_string()))?;
+                let out = preset::Outgoing {
+                    method: reqwest::Method::POST,
+                    url: self.cfg.url.clone(),
+                    headers: Vec::new(),
+                    body,
+                };
+                self.send(out, &digest.id).await
+            }
+            _ => self.deliver(&digest.summary_alert()).await,
+        }
+    }
+}
+
+impl WebhookSink {
+    /// Sends one request; `msg_id` is the `webhook-id`.
+    async fn send(&self, out: preset::Outgoing, msg_id: &str) -> Result<(), SinkError> {
         let body = serde_json::to_vec(&out.body).map_err(|e| SinkError::rejected(e.to_string()))?;
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -144,15 +169,12 @@ impl Sink for WebhookSink {
             let (n, v) = header(n, v)?;
             headers.insert(n, v);
         }
-        let (n, v) = header("webhook-id", &alert.id)?;
+        let (n, v) = header("webhook-id", msg_id)?;
         headers.insert(n, v);
         let (n, v) = header("webhook-timestamp", &timestamp.to_string())?;
         headers.insert(n, v);
         if let Some(key) = &self.cfg.secret {
-            let (n, v) = header(
-                "webhook-signature",
-                &sign(&key.0, &alert.id, timestamp, &body),
-            )?;
+            let (n, v) = header("webhook-signature", &sign(&key.0, msg_id, timestamp, &body))?;
             headers.insert(n, v);
         }
         let resp = self

@@ -16,6 +16,7 @@ mod delivery;
 mod demo;
 mod exec;
 mod feeds;
+mod flow;
 mod gold;
 mod http;
 mod matching;
