@@ -7,6 +7,7 @@
 //! [`SinkError`]). Adding a sink kind means one file here and one arm in
 //! [`build`].
 
+mod desktop;
 mod jsonl;
 mod stdout;
 
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 use crate::config::{SinkConfig, SinkKind};
 use crate::model::Alert;
 
+pub use desktop::DesktopSink;
 pub use jsonl::JsonlSink;
 pub use stdout::{render_alert, StdoutSink};
 
@@ -71,5 +73,6 @@ pub fn build(cfg: &SinkConfig) -> Arc<dyn Sink> {
     match &cfg.kind {
         SinkKind::Stdout { color } => Arc::new(StdoutSink::new(&cfg.id, *color)),
         SinkKind::Jsonl { path } => Arc::new(JsonlSink::new(&cfg.id, path.clone())),
+        SinkKind::Desktop(d) => Arc::new(DesktopSink::new(&cfg.id, d.clone())),
     }
 }
