@@ -310,14 +310,12 @@ fn push_text(out: &mut String, c: char, markup: bool) {
 /// `max` chars with an ellipsis.
 fn clean(s: &str, max: usize, markup: bool) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut n = 0;
-    for c in s.chars().filter_map(shown) {
+    for (n, c) in s.chars().filter_map(shown).enumerate() {
         if n == max {
             out.push('…');
             break;
         }
         push_text(&mut out, c, markup);
-        n += 1;
     }
     out
 }

@@ -383,6 +383,26 @@ fn desk_failures(d: &Daemon) -> Vec<String> {
         .collect()
 }
 
+/// From the alert's `detected_at` (the poll that queued it for every sink)
+/// to the timestamp of the log line `line`.
+#[track_caller]
+fn logged_after_detection(ws: &Workspace, title: &str, line: &str) -> Duration {
+    let alert = ws
+        .alerts()
+        .into_iter()
+        .find(|a| s(a, &["item", "title"]) == title)
+        .unwrap_or_else(|| panic!("no jsonl alert titled {title:?}"));
+    let detected = assert_rfc3339(&alert["detected_at"], "detected_at");
+    let stamp = line
+        .split_whitespace()
+        .next()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .unwrap_or_else(|| panic!("log line without a timestamp: {line:?}"));
+    (stamp - detected)
+        .to_std()
+        .unwrap_or_else(|_| panic!("logged before detection? {line:?}"))
+}
+
 /// Waits until the jsonl sink holds `n` alerts; panics with the logs.
 #[track_caller]
 fn wait_alerts(ws: &Workspace, d: &Daemon, n: usize, within: Duration) {
@@ -541,8 +561,13 @@ fn frozen_server_times_out_while_other_sink_and_polling_go_on() {
     let failed_after = started.elapsed();
     let polls_during = srv.hits("/wire.json") - polls_before;
     let failures = desk_failures(&d);
+    let logged = logged_after_detection(&ws, b.1, &failures[0]);
     eprintln!(
-        "frozen server: attempt failed after {failed_after:?}; jsonl delivered the next alert after {delivered_while_frozen:?}; {polls_during} polls meanwhile"
+        "frozen server: attempt failed after {failed_after:?} (log: {logged:?} after the poll); jsonl delivered the next alert after {delivered_while_frozen:?}; {polls_during} polls meanwhile"
+    );
+    assert!(
+        logged >= Duration::from_millis(4900) && logged <= Duration::from_millis(6500),
+        "the log puts the failure {logged:?} after the poll, expected about 5 s"
     );
     assert!(
         failures[0].contains("did not answer within 5s"),
@@ -615,14 +640,14 @@ fn absent_server_and_missing_bus_fail_fast_while_other_sink_delivers() {
             "[{expect}] no failure logged\n{}",
             d.logs()
         );
-        let failed_after = started.elapsed();
-        eprintln!("[{expect}] attempt failed {failed_after:?} after the jsonl delivery");
-        assert!(
-            failed_after < Duration::from_secs(5),
-            "[{expect}] took {failed_after:?}"
-        );
+        let seen_after = started.elapsed();
         let failures = desk_failures(&d);
         assert!(failures[0].contains(expect), "{failures:?}");
+        let took = logged_after_detection(&ws, a.1, &failures[0]);
+        eprintln!(
+            "[{expect}] attempt failed {took:?} after the poll that queued the alert (seen {seen_after:?} after the jsonl delivery)"
+        );
+        assert!(took < Duration::from_secs(5), "[{expect}] took {took:?}");
         let polls = srv.hits("/wire.json");
         srv.route("/wire.json", Route::ok(JSON_FEED, json_feed(&[a, b])));
         wait_alerts(&ws, &d, 2, Duration::from_secs(10));
