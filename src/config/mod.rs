@@ -118,6 +118,42 @@ pub enum ColorMode {
     Never,
 }
 
+/// How long a desktop notification stays on screen (`expire`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expire {
+    /// The notification server decides (the key is absent).
+    ServerDefault,
+    /// Until the person closes it (`expire = "never"`).
+    Never,
+    After(Duration),
+}
+
+/// `type = "desktop"`: freedesktop notifications on the session bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesktopConfig {
+    /// The application name the notification server shows and filters by.
+    pub app_name: String,
+    /// An icon name from the icon theme, or an absolute file path.
+    pub icon: Option<String>,
+    /// Bound on one delivery attempt's D-Bus calls (capabilities + Notify).
+    pub timeout: Duration,
+    pub expire: Expire,
+    /// Offer a default action (click) that opens the item's link.
+    pub actions: bool,
+}
+
+impl Default for DesktopConfig {
+    fn default() -> Self {
+        DesktopConfig {
+            app_name: "wirewatch".into(),
+            icon: None,
+            timeout: Duration::from_secs(5),
+            expire: Expire::ServerDefault,
+            actions: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum SinkKind {
     Stdout {
@@ -132,6 +168,7 @@ pub enum SinkKind {
         command: Vec<String>,
         timeout: Duration,
     },
+    Desktop(DesktopConfig),
 }
 
 impl SinkKind {
@@ -141,6 +178,7 @@ impl SinkKind {
             SinkKind::Jsonl { .. } => "jsonl",
             SinkKind::Webhook(_) => "webhook",
             SinkKind::Exec { .. } => "exec",
+            SinkKind::Desktop(_) => "desktop",
         }
     }
 }
@@ -703,11 +741,16 @@ fn read_sinks(
                 f.finish(r, &keys(&["command", "timeout"]));
                 e.map(|(command, timeout)| SinkKind::Exec { command, timeout })
             }
+            Some("desktop") => {
+                let desktop = read_desktop(r, &mut f);
+                f.finish(r, &keys(DESKTOP_KEYS));
+                desktop.map(SinkKind::Desktop)
+            }
             Some(other) => {
                 if let Some(t) = &ty {
                     r.error(
                         t.pos,
-                        format!("unknown sink type \"{other}\"; expected one of: stdout, jsonl, webhook, exec"),
+                        format!("unknown sink type \"{other}\"; expected one of: stdout, jsonl, webhook, exec, desktop"),
                     );
                 }
                 None
@@ -728,6 +771,82 @@ fn read_sinks(
         }
     }
     out
+}
+
+const DESKTOP_KEYS: &[&str] = &["app_name", "icon", "timeout", "expire", "actions"];
+
+/// The longest `timeout` a desktop sink may set: well inside the
+/// deliverer's own bound on one delivery.
+const DESKTOP_MAX_TIMEOUT: Duration = Duration::from_secs(20);
+/// The longest `expire`: a day (the spec's field is milliseconds in an i32).
+const DESKTOP_MAX_EXPIRE: Duration = Duration::from_secs(86_400);
+
+/// The keys of a `type = "desktop"` sink; `None` after any error (each one
+/// reported at its value).
+fn read_desktop(r: &mut Reporter, f: &mut Fields) -> Option<DesktopConfig> {
+    let mut d = DesktopConfig::default();
+    let mut ok = true;
+    let printable = |s: &str| !s.trim().is_empty() && !s.chars().any(char::is_control);
+    if let Some(v) = f.string(r, "app_name") {
+        if printable(&v.value) && v.value.chars().count() <= 64 {
+            d.app_name = v.value;
+        } else {
+            r.error(
+                v.pos,
+                "`app_name` must be 1-64 characters of printable text",
+            );
+            ok = false;
+        }
+    }
+    if let Some(v) = f.string(r, "icon") {
+        if printable(&v.value) {
+            d.icon = Some(v.value);
+        } else {
+            r.error(
+                v.pos,
+                "`icon` must be an icon name (\"dialog-information\") or an absolute path",
+            );
+            ok = false;
+        }
+    }
+    if let Some(v) = f.duration(r, "timeout") {
+        if v.value.is_zero() || v.value > DESKTOP_MAX_TIMEOUT {
+            r.error(
+                v.pos,
+                format!(
+                    "`timeout` must be longer than 0s and at most {}s",
+                    DESKTOP_MAX_TIMEOUT.as_secs()
+                ),
+            );
+            ok = false;
+        } else {
+            d.timeout = v.value;
+        }
+    }
+    if let Some(v) = f.string(r, "expire") {
+        if v.value == "never" {
+            d.expire = Expire::Never;
+        } else {
+            match reader::parse_duration(&v.value) {
+                Ok(t) if !t.is_zero() && t <= DESKTOP_MAX_EXPIRE => d.expire = Expire::After(t),
+                Ok(_) => {
+                    r.error(
+                        v.pos,
+                        "`expire` must be longer than 0s and at most 1d, or \"never\"",
+                    );
+                    ok = false;
+                }
+                Err(e) => {
+                    r.error(v.pos, format!("`expire`: {e}, or \"never\""));
+                    ok = false;
+                }
+            }
+        }
+    }
+    if let Some(b) = f.bool(r, "actions") {
+        d.actions = b;
+    }
+    ok.then_some(d)
 }
 
 const RULE_KEYS: &[&str] = &[
@@ -1104,6 +1223,59 @@ path = "alerts.jsonl"
         assert_eq!(c.rule_meta[0].severity, Severity::High);
         assert_eq!(c.sinks_for_rule(0), vec!["out"]);
         assert_eq!(c.rules.len(), 1);
+    }
+
+    #[test]
+    fn desktop_sink_defaults_and_keys() {
+        let rules = "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\n";
+        let c = load_str(
+            &format!("{MAIN}\n[[sink]]\nid = \"desk\"\ntype = \"desktop\"\n"),
+            rules,
+        )
+        .unwrap();
+        assert!(matches!(&c.sinks[1].kind, SinkKind::Desktop(d) if *d == DesktopConfig::default()));
+        assert_eq!(c.sinks[1].kind.type_name(), "desktop");
+        let c = load_str(
+            &format!(
+                "{MAIN}\n[[sink]]\nid = \"desk\"\ntype = \"desktop\"\napp_name = \"Wire\"\nicon = \"dialog-warning\"\ntimeout = \"1500ms\"\nexpire = \"never\"\nactions = false\n"
+            ),
+            rules,
+        )
+        .unwrap();
+        let SinkKind::Desktop(d) = &c.sinks[1].kind else {
+            panic!("not a desktop sink: {:?}", c.sinks[1].kind)
+        };
+        assert_eq!(
+            *d,
+            DesktopConfig {
+                app_name: "Wire".into(),
+                icon: Some("dialog-warning".into()),
+                timeout: Duration::from_millis(1500),
+                expire: Expire::Never,
+                actions: false,
+            }
+        );
+    }
+
+    #[test]
+    fn desktop_sink_errors_have_positions() {
+        let main = format!(
+            "{MAIN}\n[[sink]]\nid = \"desk\"\ntype = \"desktop\"\napp_name = \"\"\ntimeout = \"0\"\nexpire = \"soon\"\nactions = \"yes\"\nicno = \"x\"\n\n[[sink]]\nid = \"d2\"\ntype = \"desktop\"\ntimeout = \"1m\"\nexpire = \"2d\"\n\n[[sink]]\nid = \"d3\"\ntype = \"dekstop\"\n"
+        );
+        let got = load_errors(&main, "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\n");
+        assert_eq!(
+            got,
+            vec![
+                "/cfg/wirewatch.toml:20:12: `app_name` must be 1-64 characters of printable text",
+                "/cfg/wirewatch.toml:21:11: `timeout` must be longer than 0s and at most 20s",
+                "/cfg/wirewatch.toml:22:10: `expire`: invalid duration \"soon\": expected a number with a unit, as in \"90s\", \"5m\", \"2h\", \"1d\", or \"never\"",
+                "/cfg/wirewatch.toml:23:11: `actions` must be true or false, found a string",
+                "/cfg/wirewatch.toml:24:1: unknown key `icno` in sink \"desk\"; did you mean `icon`?",
+                "/cfg/wirewatch.toml:29:11: `timeout` must be longer than 0s and at most 20s",
+                "/cfg/wirewatch.toml:30:10: `expire` must be longer than 0s and at most 1d, or \"never\"",
+                "/cfg/wirewatch.toml:34:8: unknown sink type \"dekstop\"; expected one of: stdout, jsonl, webhook, exec, desktop",
+            ]
+        );
     }
 
     #[test]

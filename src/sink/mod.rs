@@ -7,6 +7,7 @@
 //! [`SinkError`]). Adding a sink kind means one file here and one arm in
 //! [`build`].
 
+mod desktop;
 mod exec;
 mod jsonl;
 pub mod preset;
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 use crate::config::{SinkConfig, SinkKind};
 use crate::model::{Alert, Digest};
 
+pub use desktop::DesktopSink;
 pub use exec::ExecSink;
 pub use jsonl::JsonlSink;
 pub use stdout::{render_alert, StdoutSink};
@@ -91,5 +93,6 @@ pub fn build(cfg: &SinkConfig) -> anyhow::Result<Arc<dyn Sink>> {
         SinkKind::Exec { command, timeout } => {
             Arc::new(ExecSink::new(&cfg.id, command.clone(), *timeout))
         }
+        SinkKind::Desktop(d) => Arc::new(DesktopSink::new(&cfg.id, d.clone())),
     })
 }

@@ -14,6 +14,7 @@ mod compression;
 mod daemon;
 mod delivery;
 mod demo;
+mod desktop;
 mod exec;
 mod feeds;
 mod flow;

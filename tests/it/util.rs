@@ -347,8 +347,18 @@ impl Workspace {
 
     /// Starts `wirewatch run --config <config.toml>` in the background.
     pub fn spawn_daemon(&self) -> Daemon {
+        self.spawn_daemon_env(&[])
+    }
+
+    /// Like [`Workspace::spawn_daemon`] with extra environment variables
+    /// (e.g. `DBUS_SESSION_BUS_ADDRESS`).
+    pub fn spawn_daemon_env(&self, env: &[(&str, &str)]) -> Daemon {
         let log = |name: &str| std::fs::File::create(self.path().join(name)).expect("log file");
-        let child = command(self.path(), &["run", "--config", &self.config_path()])
+        let mut cmd = command(self.path(), &["run", "--config", &self.config_path()]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
             .stdout(log("daemon.stdout"))
             .stderr(log("daemon.stderr"))
             .spawn()
@@ -418,6 +428,11 @@ impl Daemon {
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// What the daemon wrote to stderr so far (its log).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.stderr")).unwrap_or_default()
     }
 
     /// Whether the child is still running.
