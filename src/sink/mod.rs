@@ -7,6 +7,7 @@
 //! [`SinkError`]). Adding a sink kind means one file here and one arm in
 //! [`build`].
 
+mod email;
 mod jsonl;
 pub mod preset;
 mod stdout;
@@ -20,6 +21,7 @@ use async_trait::async_trait;
 use crate::config::{SinkConfig, SinkKind};
 use crate::model::Alert;
 
+pub use email::EmailSink;
 pub use jsonl::JsonlSink;
 pub use stdout::{render_alert, StdoutSink};
 pub use webhook::{sign, WebhookSink};
@@ -80,5 +82,6 @@ pub fn build(cfg: &SinkConfig) -> anyhow::Result<Arc<dyn Sink>> {
         SinkKind::Stdout { color } => Arc::new(StdoutSink::new(&cfg.id, *color)),
         SinkKind::Jsonl { path } => Arc::new(JsonlSink::new(&cfg.id, path.clone())),
         SinkKind::Webhook(w) => Arc::new(WebhookSink::new(&cfg.id, w.clone())?),
+        SinkKind::Email(e) => Arc::new(EmailSink::new(&cfg.id, e.clone())?),
     })
 }

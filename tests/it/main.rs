@@ -14,6 +14,7 @@ mod compression;
 mod daemon;
 mod delivery;
 mod demo;
+mod email;
 mod feeds;
 mod gold;
 mod http;
