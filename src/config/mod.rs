@@ -7,6 +7,7 @@
 //!
 //! This module reads the files it is pointed at and nothing else.
 
+pub mod email;
 pub mod reader;
 pub mod sinks;
 
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use email::{EmailConfig, EmailTls};
 use reader::{Diagnostic, Fields, Pos, Reporter, Source, Spanned};
 pub use sinks::{RetryPolicy, Secret, WebhookConfig, WebhookFormat};
 
@@ -169,6 +171,7 @@ pub enum SinkKind {
         timeout: Duration,
     },
     Desktop(DesktopConfig),
+    Email(EmailConfig),
 }
 
 impl SinkKind {
@@ -179,6 +182,7 @@ impl SinkKind {
             SinkKind::Webhook(_) => "webhook",
             SinkKind::Exec { .. } => "exec",
             SinkKind::Desktop(_) => "desktop",
+            SinkKind::Email(_) => "email",
         }
     }
 }
@@ -746,11 +750,16 @@ fn read_sinks(
                 f.finish(r, &keys(DESKTOP_KEYS));
                 desktop.map(SinkKind::Desktop)
             }
+            Some("email") => {
+                let e = email::read_email(r, &mut f, dir);
+                f.finish(r, &keys(email::EMAIL_KEYS));
+                e.map(SinkKind::Email)
+            }
             Some(other) => {
                 if let Some(t) = &ty {
                     r.error(
                         t.pos,
-                        format!("unknown sink type \"{other}\"; expected one of: stdout, jsonl, webhook, exec, desktop"),
+                        format!("unknown sink type \"{other}\"; expected one of: stdout, jsonl, webhook, exec, desktop, email"),
                     );
                 }
                 None
@@ -1207,6 +1216,36 @@ path = "alerts.jsonl"
 "#;
 
     #[test]
+    fn email_sink_defaults() {
+        let main = format!(
+            "{MAIN}\n[[sink]]\nid = \"mail\"\ntype = \"email\"\nhost = \"smtp.example.test\"\n\
+             from = \"Desk <alerts@example.test>\"\nto = \"desk@example.test\"\n\
+             username = \"u\"\npassword = \"p\"\n\n\
+             [[sink]]\nid = \"relay\"\ntype = \"email\"\nhost = \"localhost\"\ntls = \"none\"\n\
+             from = \"a@example.test\"\nto = [\"b@example.test\", \"c@example.test\"]\n\
+             username = \"u\"\npassword = \"p\"\ntimeout = \"5s\"\n"
+        );
+        let c = load_str(&main, "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\n").unwrap();
+        let SinkKind::Email(e) = &c.sinks[1].kind else {
+            panic!("{:?}", c.sinks[1].kind)
+        };
+        assert_eq!((e.tls, e.port), (EmailTls::StartTls, 587));
+        assert_eq!(e.to.len(), 1);
+        assert_eq!(e.from.email.to_string(), "alerts@example.test");
+        assert_eq!(e.subject, email::DEFAULT_SUBJECT);
+        assert_eq!(e.timeout, Duration::from_secs(30));
+        assert_eq!(e.endpoint(), "smtp://smtp.example.test:587");
+        assert!(
+            !format!("{e:?}").contains("\"p\""),
+            "the password never prints"
+        );
+        let SinkKind::Email(r) = &c.sinks[2].kind else {
+            panic!("{:?}", c.sinks[2].kind)
+        };
+        assert_eq!((r.tls, r.port, r.to.len()), (EmailTls::None, 25, 2));
+    }
+
+    #[test]
     fn valid_config_loads_with_resolved_paths() {
         let c = load_str(
             MAIN,
@@ -1273,7 +1312,7 @@ path = "alerts.jsonl"
                 "/cfg/wirewatch.toml:24:1: unknown key `icno` in sink \"desk\"; did you mean `icon`?",
                 "/cfg/wirewatch.toml:29:11: `timeout` must be longer than 0s and at most 20s",
                 "/cfg/wirewatch.toml:30:10: `expire` must be longer than 0s and at most 1d, or \"never\"",
-                "/cfg/wirewatch.toml:34:8: unknown sink type \"dekstop\"; expected one of: stdout, jsonl, webhook, exec, desktop",
+                "/cfg/wirewatch.toml:34:8: unknown sink type \"dekstop\"; expected one of: stdout, jsonl, webhook, exec, desktop, email",
             ]
         );
     }

@@ -200,7 +200,7 @@ const TELEGRAM_API: &str = "https://api.telegram.org";
 /// Reads one secret written inline (`NAME`), named by an environment
 /// variable (`NAME_env`) or stored in a file (`NAME_file`, relative to the
 /// config file; trailing whitespace trimmed). At most one of the three.
-fn read_secret(
+pub(super) fn read_secret(
     r: &mut Reporter,
     f: &mut Fields<'_>,
     dir: &Path,

@@ -8,6 +8,7 @@
 //! [`build`].
 
 mod desktop;
+mod email;
 mod exec;
 mod jsonl;
 pub mod preset;
@@ -23,6 +24,7 @@ use crate::config::{SinkConfig, SinkKind};
 use crate::model::{Alert, Digest};
 
 pub use desktop::DesktopSink;
+pub use email::EmailSink;
 pub use exec::ExecSink;
 pub use jsonl::JsonlSink;
 pub use stdout::{render_alert, StdoutSink};
@@ -94,5 +96,6 @@ pub fn build(cfg: &SinkConfig) -> anyhow::Result<Arc<dyn Sink>> {
             Arc::new(ExecSink::new(&cfg.id, command.clone(), *timeout))
         }
         SinkKind::Desktop(d) => Arc::new(DesktopSink::new(&cfg.id, d.clone())),
+        SinkKind::Email(e) => Arc::new(EmailSink::new(&cfg.id, e.clone())?),
     })
 }

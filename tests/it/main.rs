@@ -15,6 +15,7 @@ mod daemon;
 mod delivery;
 mod demo;
 mod desktop;
+mod email;
 mod exec;
 mod feeds;
 mod flow;
