@@ -174,7 +174,24 @@ pub enum SinkKind {
     Email(EmailConfig),
 }
 
+/// Snippet length of a desktop popup unless the sink says otherwise: a
+/// notification shows a few lines.
+pub const DESKTOP_SNIPPET: usize = 200;
+/// Snippet length of messages read in full (webhooks, chat, e-mail) unless
+/// the sink says otherwise.
+pub const MESSAGE_SNIPPET: usize = 600;
+
 impl SinkKind {
+    /// The snippet length this kind of sink wants by default; `None`: the
+    /// `[daemon]` default (terminal, files, programs).
+    pub fn snippet_default(&self) -> Option<usize> {
+        match self {
+            SinkKind::Desktop(_) => Some(DESKTOP_SNIPPET),
+            SinkKind::Webhook(_) | SinkKind::Email(_) => Some(MESSAGE_SNIPPET),
+            SinkKind::Stdout { .. } | SinkKind::Jsonl { .. } | SinkKind::Exec { .. } => None,
+        }
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             SinkKind::Stdout { .. } => "stdout",
@@ -239,12 +256,13 @@ impl Config {
         }
     }
 
-    /// Snippet length (chars) for alerts to `sink_id`.
+    /// Snippet length (chars) for alerts to `sink_id`: the sink's own
+    /// `snippet_max_chars`, else its kind's default ([`SinkKind::snippet_default`]),
+    /// else `[daemon] snippet_max_chars`.
     pub fn snippet_cap(&self, sink_id: &str) -> usize {
-        self.sinks
-            .iter()
-            .find(|s| s.id == sink_id)
-            .and_then(|s| s.snippet_max_chars)
+        let sink = self.sinks.iter().find(|s| s.id == sink_id);
+        sink.and_then(|s| s.snippet_max_chars)
+            .or_else(|| sink.and_then(|s| s.kind.snippet_default()))
             .unwrap_or(self.daemon.snippet_max_chars)
     }
 
@@ -1214,6 +1232,24 @@ id = "out"
 type = "jsonl"
 path = "alerts.jsonl"
 "#;
+
+    #[test]
+    fn snippet_length_per_sink_kind() {
+        let main = format!(
+            "{MAIN}\n[[sink]]\nid = \"desk\"\ntype = \"desktop\"\n\n\
+             [[sink]]\nid = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n\n\
+             [[sink]]\nid = \"short\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\nsnippet_max_chars = 120\n"
+        );
+        let c = load_str(&main, "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\n").unwrap();
+        assert_eq!(
+            c.snippet_cap("out"),
+            c.daemon.snippet_max_chars,
+            "jsonl: the [daemon] default"
+        );
+        assert_eq!(c.snippet_cap("desk"), DESKTOP_SNIPPET);
+        assert_eq!(c.snippet_cap("hook"), MESSAGE_SNIPPET);
+        assert_eq!(c.snippet_cap("short"), 120, "the sink's own setting wins");
+    }
 
     #[test]
     fn email_sink_defaults() {

@@ -488,3 +488,42 @@ fn webhook_config_errors_name_the_place() {
         out.stderr
     );
 }
+
+/// Snippet length follows the sink kind: a webhook message is read in full
+/// and gets a longer cut than the terminal/file default.
+#[test]
+fn webhook_snippets_are_longer_than_the_file_default() {
+    let long = "In Kursk, officials said on Monday that the repair of the regional \
+                power grid, which had been damaged in several places during the week, \
+                would take at least another fortnight because crews had to wait for \
+                spare transformers shipped from plants far to the east, and that \
+                schools in the districts closest to the border would stay on remote \
+                lessons until the heating was fully restored in every building, while \
+                the hospitals would keep running on their own generators.";
+    let feed = TestServer::start();
+    feed.route(
+        "/wire.xml",
+        Route::ok(
+            RSS,
+            rss("Wire", &[entry("long1", "Grid repairs drag on", long)]),
+        ),
+    );
+    let rx = TestServer::start();
+    rx.route("/hook", Route::status(200));
+    let cfg = Config::new(KURSK_RULES)
+        .feed("wire", &feed.url("/wire.xml"))
+        .sink(&hook_sink(&rx.url("/hook"), ""));
+    let ws = Workspace::new(&cfg);
+    ws.once_ok();
+    let file = ws.alerts();
+    let file_len = s(&file[0], &["snippet", "text"]).chars().count();
+    let reqs = rx.requests_to("/hook");
+    let hook_len = s(&body_json(&reqs[0]), &["snippet", "text"])
+        .chars()
+        .count();
+    assert!(file_len <= 300, "jsonl snippet {file_len} chars");
+    assert!(
+        hook_len > 300 && hook_len <= 600,
+        "webhook snippet {hook_len} chars (jsonl {file_len})"
+    );
+}
