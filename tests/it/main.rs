@@ -11,6 +11,7 @@ mod alerts;
 mod backfill;
 mod check;
 mod compression;
+mod crash;
 mod daemon;
 mod delivery;
 mod demo;
