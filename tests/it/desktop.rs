@@ -531,7 +531,14 @@ fn frozen_server_times_out_while_other_sink_and_polling_go_on() {
         "<p>Trains to Kursk run again.</p>",
     );
     srv.route("/wire.json", Route::ok(JSON_FEED, json_feed(&[a])));
-    let ws = Workspace::new(&desk_config(&srv, ""));
+    // A webhook receiver too: its deliveries must go on while the desktop
+    // is frozen.
+    let rx = TestServer::start();
+    rx.route("/hook", Route::status(200));
+    let ws = Workspace::new(&desk_config(&srv, "").sink(&format!(
+        "id = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"",
+        rx.url("/hook")
+    )));
     let env = session.env(None);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let d = ws.spawn_daemon_env(&env);
@@ -564,6 +571,12 @@ fn frozen_server_times_out_while_other_sink_and_polling_go_on() {
     wait_alerts(&ws, &d, 3, Duration::from_secs(4));
     let delivered_while_frozen = started.elapsed();
     assert!(
+        wait_until(Duration::from_secs(3), || rx.hits("/hook") >= 3),
+        "webhook deliveries stopped while the desktop was frozen\n{}",
+        d.logs()
+    );
+    let webhook_while_frozen = started.elapsed();
+    assert!(
         wait_until(Duration::from_secs(12), || !desk_failures(&d).is_empty()),
         "the desktop attempt never failed\n{}",
         d.logs()
@@ -591,6 +604,10 @@ fn frozen_server_times_out_while_other_sink_and_polling_go_on() {
     assert!(
         delivered_while_frozen < failed_after,
         "jsonl waited for the frozen desktop sink"
+    );
+    assert!(
+        webhook_while_frozen < failed_after,
+        "the webhook waited for the frozen desktop sink"
     );
     assert!(
         polls_during >= 3,
