@@ -176,3 +176,61 @@ path = \"alerts.jsonl\"
         );
     }
 }
+
+/// The shipped `config/wirewatch.toml` loads, and so does every sink
+/// example it shows once uncommented (with a secret, a password and a
+/// program that exist here): the reference cannot rot.
+#[test]
+fn shipped_config_and_its_sink_examples_load() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let ws = Workspace::empty();
+    let main = std::fs::read_to_string(root.join("wirewatch.toml")).expect("shipped config");
+    let rules = std::fs::read_to_string(root.join("rules.toml")).expect("shipped rules");
+    ws.write("rules.toml", &rules);
+    ws.write("smtp.password", "secret\n");
+    // The system service's paths do not exist here.
+    let main = main.replace("/var/lib/wirewatch/alerts.jsonl", "alerts.jsonl");
+    ws.write("wirewatch.toml", &main);
+    let cfg = ws.path().join("wirewatch.toml");
+    let cfg = cfg.to_str().expect("path");
+    let out = run_cli_in(ws.path(), &["check", "--config", cfg]);
+    out.expect_code(0);
+
+    let mut examples = String::new();
+    for line in main.lines() {
+        let uncommented = line.strip_prefix("# ").filter(|l| {
+            l.starts_with("[[sink]]") || {
+                let key = l.split(" = ").next().unwrap_or("");
+                !key.is_empty()
+                    && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    && l.contains(" = ")
+                    && !l.contains("\": ")
+            }
+        });
+        examples.push_str(uncommented.unwrap_or(line));
+        examples.push('\n');
+    }
+    let examples = examples
+        .replace(
+            "/run/credentials/wirewatch.service/webhook-secret",
+            "webhook.secret",
+        )
+        .replace("/usr/local/bin/on-alert", "/bin/sh");
+    ws.write("webhook.secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n");
+    ws.write("examples.toml", &examples);
+    let ex = ws.path().join("examples.toml");
+    let out = run_cli_in(
+        ws.path(),
+        &["check", "--config", ex.to_str().expect("path")],
+    );
+    out.expect_code(0);
+    for kind in ["stdout", "jsonl", "webhook", "exec", "desktop", "email"] {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with("sink ") && l.trim_end().ends_with(kind)),
+            "no {kind} sink example in config/wirewatch.toml:\n{}",
+            out.stdout
+        );
+    }
+}
