@@ -162,6 +162,8 @@ pub struct OnceReport {
     pub delivered: usize,
     /// Alerts that stay queued because their sink failed.
     pub undelivered: usize,
+    /// Alerts held for a digest (throttle, quiet hours, digest period).
+    pub held: usize,
     /// Alerts that became dead letters in this pass.
     pub dead: usize,
     /// Sinks switched off because their endpoint is gone.
@@ -206,12 +208,15 @@ pub async fn once(ctx: Arc<Ctx>) -> anyhow::Result<OnceReport> {
             report.disabled_sinks.push(cfg.id.clone());
         }
     }
-    let pending = ctx.state.call(|s| s.pending_counts()).await?;
-    report.undelivered = pending
+    let ids: Vec<String> = ctx.config.sinks.iter().map(|s| s.id.clone()).collect();
+    let sinks = ctx.state.call(move |s| s.sink_statuses(&ids)).await?;
+    for st in sinks
         .iter()
-        .filter(|(sink, _)| ctx.config.sinks.iter().any(|s| &s.id == sink))
-        .map(|(_, n)| *n as usize)
-        .sum();
+        .filter(|st| ctx.config.sinks.iter().any(|s| s.id == st.sink))
+    {
+        report.undelivered += (st.pending - st.held) as usize;
+        report.held += st.held as usize;
+    }
     Ok(report)
 }
 

@@ -244,6 +244,12 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
                     report.undelivered
                 );
             }
+            if report.held > 0 {
+                eprintln!(
+                    "wirewatch: {} alert(s) held for a digest (see `wirewatch alerts`)",
+                    report.held
+                );
+            }
             if report.dead > 0 {
                 eprintln!(
                     "wirewatch: {} alert(s) gave up and were kept as dead letters (see `wirewatch alerts`)",

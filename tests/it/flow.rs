@@ -114,7 +114,13 @@ fn digest_period_batches_everything() {
         ))
         .sink("id = \"term\"\ntype = \"stdout\"\ndigest = \"2s\"");
     let ws = Workspace::new(&cfg);
-    ws.once_ok();
+    let first = ws.once_ok();
+    assert!(
+        first.stderr.contains("6 alert(s) held for a digest")
+            && !first.stderr.contains("could not be delivered"),
+        "{}",
+        first.stderr
+    );
     assert_eq!(lines(&ws).len(), 3, "the jsonl sink has no digest");
     assert_eq!(rx.hits("/hook"), 0, "held for the digest");
     let listing = ws.cli("alerts", &["--sink", "hook"]);
