@@ -386,9 +386,18 @@ pub fn read_webhook(r: &mut Reporter, f: &mut Fields<'_>, dir: &Path) -> Option<
         "slack" => Some(WebhookFormat::Slack),
         "discord" => Some(WebhookFormat::Discord),
         "ntfy" => need(r, &topic, "topic", "ntfy").map(|topic| WebhookFormat::Ntfy { topic }),
-        "matrix" => {
-            need(r, &room_id, "room_id", "matrix").map(|room_id| WebhookFormat::Matrix { room_id })
-        }
+        "matrix" => need(r, &room_id, "room_id", "matrix").and_then(|id| {
+            if id.starts_with('!') && id.contains(':') {
+                return Some(WebhookFormat::Matrix { room_id: id });
+            }
+            if let Some(s) = &room_id {
+                r.error(
+                    s.pos,
+                    "`room_id` is a room's internal id like \"!abc123:example.org\" (room settings, advanced), not an alias like \"#room:example.org\"",
+                );
+            }
+            None
+        }),
         "telegram" => need(r, &chat_id, "chat_id", "telegram")
             .map(|chat_id| WebhookFormat::Telegram { chat_id }),
         other => {
@@ -416,8 +425,9 @@ pub fn read_webhook(r: &mut Reporter, f: &mut Fields<'_>, dir: &Path) -> Option<
         }
     }
     let token_needed = matches!(format_name, "matrix" | "telegram");
+    let token_allowed = token_needed || format_name == "ntfy";
     let token = match (&token_s, token_needed) {
-        (Some(t), true) => Some(Secret(t.value.clone().into_bytes())),
+        (Some(t), _) if token_allowed => Some(Secret(t.value.clone().into_bytes())),
         (None, true) => {
             r.error(
                 header,
@@ -426,10 +436,10 @@ pub fn read_webhook(r: &mut Reporter, f: &mut Fields<'_>, dir: &Path) -> Option<
             ok = false;
             None
         }
-        (Some(t), false) => {
+        (Some(t), _) => {
             r.error(
                 t.pos,
-                format!("a token is used only by formats \"matrix\" and \"telegram\", not \"{format_name}\""),
+                format!("a token is used only by formats \"matrix\", \"telegram\" and \"ntfy\", not \"{format_name}\""),
             );
             ok = false;
             None
@@ -461,6 +471,22 @@ pub fn read_webhook(r: &mut Reporter, f: &mut Fields<'_>, dir: &Path) -> Option<
         None => None,
     };
     let url = match (&url_s, format_name) {
+        (Some(s), "ntfy") => read_url(r, s).filter(|u| {
+            // JSON is a publish request only at the server's root.
+            let topic = topic.as_ref().map(|t| t.value.as_str());
+            let last = reqwest::Url::parse(u).ok().and_then(|p| {
+                p.path_segments()
+                    .and_then(|mut seg| seg.rfind(|x| !x.is_empty()).map(str::to_string))
+            });
+            let bad = last.is_some() && last.as_deref() == topic;
+            if bad {
+                r.error(
+                    s.pos,
+                    "for format \"ntfy\", `url` is the server's root (like \"https://ntfy.sh\"); the topic goes in `topic`",
+                );
+            }
+            !bad
+        }),
         (Some(s), _) => read_url(r, s),
         (None, "telegram") => Some(TELEGRAM_API.to_string()),
         (None, _) => {

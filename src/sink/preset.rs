@@ -35,7 +35,15 @@ pub fn render(cfg: &WebhookConfig, alert: &Alert) -> Result<Outgoing, String> {
         )),
         WebhookFormat::Slack => Ok(post(&cfg.url, slack(alert))),
         WebhookFormat::Discord => Ok(post(&cfg.url, discord(alert))),
-        WebhookFormat::Ntfy { topic } => ntfy(&cfg.url, topic, alert),
+        WebhookFormat::Ntfy { topic } => {
+            let mut out = ntfy(&cfg.url, topic, alert)?;
+            // A protected topic: ntfy takes an access token as a bearer.
+            if let Some(t) = &cfg.token {
+                out.headers
+                    .push(("Authorization".into(), format!("Bearer {}", t.as_str())));
+            }
+            Ok(out)
+        }
         WebhookFormat::Matrix { room_id } => matrix(cfg, room_id, alert),
         WebhookFormat::Telegram { chat_id } => telegram(cfg, chat_id, alert),
     }
@@ -1393,6 +1401,17 @@ mod tests {
             "highlight closed before the cut"
         );
         assert!(str_at(&out, "/title").chars().count() <= TITLE_MAX);
+    }
+
+    #[test]
+    fn ntfy_sends_a_token_as_bearer() {
+        let mut c = ntfy_cfg();
+        c.token = Some(crate::config::Secret(b"tk_abc".to_vec()));
+        let out = render(&c, &alert()).unwrap();
+        assert_eq!(
+            out.headers,
+            vec![("Authorization".to_string(), "Bearer tk_abc".to_string())]
+        );
     }
 
     #[test]

@@ -446,6 +446,8 @@ fn webhook_config_errors_name_the_place() {
         "id = \"g\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\nformat = \"pigeon\"\n",
         "id = \"h\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\nretry_initial = \"1h\"\nretry_max = \"1m\"\n",
         "id = \"i\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nsecret_file = \"x\"\n",
+        "id = \"j\"\ntype = \"webhook\"\nformat = \"ntfy\"\nurl = \"https://ntfy.example.test/wire-alerts\"\ntopic = \"wire-alerts\"\n",
+        "id = \"k\"\ntype = \"webhook\"\nformat = \"matrix\"\nurl = \"https://matrix.example.test\"\nroom_id = \"#desk:example.test\"\ntoken = \"syt_x\"\n",
     ];
     let mut cfg = Config::new(KURSK_RULES);
     for s in sinks {
@@ -472,6 +474,11 @@ fn webhook_config_errors_name_the_place() {
         (place("\"pigeon\""), "unknown webhook format"),
         (place("\"1m\""), "must not be shorter"),
         (place("\"x\"\n\n"), "give the secret once"),
+        (
+            place("\"https://ntfy.example.test/wire-alerts\""),
+            "server's root",
+        ),
+        (place("\"#desk:example.test\""), "not an alias"),
     ];
     for (at, what) in expect {
         assert!(
