@@ -18,6 +18,7 @@
 //! - [`state`]: the only module that touches SQLite.
 //! - [`deliver`], [`sink`]: the outbox drained per sink, at least once;
 //!   [`flow`] decides what waits for a digest (throttle, quiet hours). Pure.
+//! - [`opml`]: subscription lists in and out (`wirewatch feeds`). Pure.
 //! - [`demo`]: the bundled feed server and the `wirewatch demo` run.
 
 pub mod config;
@@ -28,6 +29,7 @@ pub mod fetch;
 pub mod flow;
 pub mod html;
 pub mod model;
+pub mod opml;
 pub mod parse;
 pub mod pipeline;
 pub mod rules;

@@ -88,8 +88,40 @@ enum Command {
     /// List the alerts waiting or given up (dead letters) per sink; re-queue
     /// dead ones; send a test alert.
     Alerts(AlertsArgs),
+    /// Import feeds from an OPML file into the config, or export the
+    /// configured feeds as OPML.
+    Feeds(FeedsArgs),
     /// Run the real pipeline against a bundled local feed server (~30 s).
     Demo,
+}
+
+#[derive(clap::Args)]
+struct FeedsArgs {
+    /// Main config file (see `run --help`).
+    #[arg(long, short = 'c', value_name = "PATH", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    action: FeedsAction,
+}
+
+#[derive(Subcommand)]
+enum FeedsAction {
+    /// Append the OPML file's feeds to the config file as [[feed]] tables
+    /// (comments and everything else kept), after validating the result.
+    /// Feeds already configured (same URL) are skipped.
+    Import {
+        /// The OPML file.
+        file: PathBuf,
+        /// Fetch and parse each new feed first; feeds that fail are listed
+        /// and left out.
+        #[arg(long)]
+        check: bool,
+        /// Print what would be appended; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the configured feeds as OPML 2.0.
+    Export,
 }
 
 #[derive(clap::Args)]
@@ -268,6 +300,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Alerts(args) => alerts_command(args).await,
+        Command::Feeds(args) => feeds_command(args).await,
         Command::Check(arg) => {
             let Some(c) = load_config(&arg)? else {
                 return Ok(ExitCode::from(EXIT_CONFIG));
@@ -558,6 +591,217 @@ fn write_sink_status(out: &mut impl Write, config: &Config, s: &SinkStatus) -> s
         }
     }
     Ok(())
+}
+
+/// `wirewatch feeds import|export`.
+async fn feeds_command(args: FeedsArgs) -> anyhow::Result<ExitCode> {
+    let config = ConfigArg {
+        config: args.config,
+    };
+    match args.action {
+        FeedsAction::Export => {
+            let Some(c) = load_config(&config)? else {
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            };
+            let feeds: Vec<wirewatch::opml::ExportFeed<'_>> = c
+                .feeds
+                .iter()
+                .map(|f| wirewatch::opml::ExportFeed {
+                    id: &f.id,
+                    title: f.title.as_deref(),
+                    url: &f.url,
+                })
+                .collect();
+            print!(
+                "{}",
+                wirewatch::opml::write("wirewatch feeds", Utc::now(), &feeds)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        FeedsAction::Import {
+            file,
+            check,
+            dry_run,
+        } => import_opml(&config, &file, check, dry_run).await,
+    }
+}
+
+async fn import_opml(
+    arg: &ConfigArg,
+    file: &Path,
+    check: bool,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    use wirewatch::config::edit::{append_feeds, NewFeed};
+    let path = config::locate(arg.config.as_deref()).map_err(anyhow::Error::msg)?;
+    let Some(current) = load_config(arg)? else {
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    };
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let listed =
+        wirewatch::opml::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let mut ids: std::collections::HashSet<String> =
+        current.feeds.iter().map(|f| f.id.clone()).collect();
+    let urls: std::collections::HashMap<String, String> = current
+        .feeds
+        .iter()
+        .map(|f| (f.url.clone(), f.id.clone()))
+        .collect();
+    let mut new = Vec::new();
+    let mut skipped = 0;
+    let mut listed_at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for f in &listed {
+        let at = format!("{}:{}", file.display(), f.line);
+        let ok_url = reqwest::Url::parse(&f.url)
+            .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .unwrap_or(false);
+        if !ok_url {
+            eprintln!("{at}: skipped {:?}: not an http(s) URL", f.url);
+            skipped += 1;
+            continue;
+        }
+        if let Some(line) = listed_at.get(&f.url) {
+            eprintln!("{at}: skipped {}: listed before, line {line}", f.url);
+            skipped += 1;
+            continue;
+        }
+        if let Some(id) = urls.get(&f.url) {
+            eprintln!(
+                "{at}: skipped {}: already configured as feed \"{id}\"",
+                f.url
+            );
+            skipped += 1;
+            continue;
+        }
+        listed_at.insert(f.url.clone(), f.line);
+        let base = wirewatch::opml::slug(&f.title, &f.url);
+        let mut id = base.clone();
+        let mut n = 2;
+        while ids.contains(&id) {
+            id = format!("{base}-{n}");
+            n += 1;
+        }
+        ids.insert(id.clone());
+        new.push(NewFeed {
+            id,
+            url: f.url.clone(),
+            title: Some(f.title.clone()).filter(|t| !t.is_empty()),
+        });
+    }
+    if check && !new.is_empty() {
+        new = check_feeds(&current, new).await?;
+    }
+    if new.is_empty() {
+        println!("nothing to import ({skipped} skipped)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let original = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let note = format!(
+        "Imported from {} on {} by `wirewatch feeds import`.",
+        file.display(),
+        Utc::now().format("%Y-%m-%d")
+    );
+    let updated = append_feeds(&original, &new, &note)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    // The new file must load like the old one before it replaces it; it is
+    // written next to it so relative paths resolve the same.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".wirewatch-import-")
+        .suffix(".toml")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    std::fs::write(tmp.path(), &updated)?;
+    if let Err(errs) = config::load(tmp.path()) {
+        for d in &errs.0 {
+            eprintln!("{d}");
+        }
+        anyhow::bail!(
+            "the config with the imported feeds does not load; {} is unchanged",
+            path.display()
+        );
+    }
+    if dry_run {
+        print!(
+            "{}",
+            &updated[updated.find(&format!("# {note}")).unwrap_or(0)..]
+        );
+        println!(
+            "(dry run: {} feed(s) would be added, {skipped} skipped)",
+            new.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Ok(meta) = std::fs::metadata(&path) {
+        let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
+    }
+    tmp.persist(&path)
+        .map_err(|e| anyhow::anyhow!("cannot replace {}: {e}", path.display()))?;
+    println!(
+        "added {} feed(s) to {} ({skipped} skipped); `wirewatch check` shows them",
+        new.len(),
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Fetches and parses each feed (8 at a time), showing progress; returns
+/// the ones that work.
+async fn check_feeds(
+    current: &Config,
+    feeds: Vec<wirewatch::config::edit::NewFeed>,
+) -> anyhow::Result<Vec<wirewatch::config::edit::NewFeed>> {
+    use std::io::IsTerminal;
+    let fetcher = Arc::new(Fetcher::new(&current.daemon)?);
+    let total = feeds.len();
+    let tty = std::io::stderr().is_terminal();
+    let slots = Arc::new(tokio::sync::Semaphore::new(8));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, f) in feeds.into_iter().enumerate() {
+        let (fetcher, slots) = (fetcher.clone(), slots.clone());
+        set.spawn(async move {
+            let _permit = slots.acquire_owned().await;
+            let result = match fetcher.fetch(&f.url, &Validators::default()).await {
+                Ok(FetchOutcome::Fetched(b)) => {
+                    parse_feed(&b.body, b.charset.as_deref(), &ParseOptions::default())
+                        .map(|p| p.items.len())
+                        .map_err(|e| e.to_string())
+                }
+                Ok(FetchOutcome::NotModified { status }) => {
+                    Err(format!("unexpected HTTP {status}"))
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            (i, f, result)
+        });
+    }
+    let mut ok = Vec::new();
+    let mut done = 0;
+    while let Some(joined) = set.join_next().await {
+        let (i, f, result) = joined?;
+        done += 1;
+        match result {
+            Ok(_) => ok.push((i, f)),
+            Err(e) => {
+                if tty {
+                    eprint!("\r\x1b[K");
+                }
+                eprintln!("feed {} ({}): left out: {e}", f.id, f.url);
+            }
+        }
+        if tty {
+            eprint!("\rchecking feeds: {done}/{total}");
+        } else if done % (total / 10).max(1) == 0 || done == total {
+            eprintln!("checking feeds: {done}/{total}");
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+    ok.sort_by_key(|(i, _)| *i);
+    Ok(ok.into_iter().map(|(_, f)| f).collect())
 }
 
 /// `wirewatch alerts [list|retry|test SINK]`.

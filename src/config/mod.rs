@@ -7,6 +7,7 @@
 //!
 //! This module reads the files it is pointed at and nothing else.
 
+pub mod edit;
 pub mod email;
 pub mod reader;
 pub mod sinks;

@@ -23,6 +23,7 @@ mod flow;
 mod gold;
 mod http;
 mod matching;
+mod opml;
 mod parse;
 mod status;
 mod webhook;
