@@ -168,6 +168,8 @@ pub struct RuleSet {
     info: Vec<RuleInfo>,
     /// Quick-check programs too long for [`RuleInfo::ops`].
     ops: Vec<u16>,
+    /// See [`HitLeaves`] and [`RuleInfo::spill`].
+    hit_leaves: Vec<HitLeaves>,
     /// Every rule's expression, flattened (see [`Node`]).
     nodes: Vec<Node>,
     /// `phrases[t]`: term `t` when it is a phrase (terms are numbered
@@ -344,6 +346,8 @@ struct RuleInfo {
     /// when longer than `ops`.
     len: u16,
     ops: [u16; INLINE_OPS],
+    /// With a truth table: the rule's entry in `RuleSet::hit_leaves`, or
+    /// [`NO_HIT_LEAVES`].
     spill: u32,
     /// The rule's first node in `RuleSet::nodes`.
     root: u32,
@@ -359,6 +363,48 @@ const TABLE: u16 = u16::MAX;
 /// Rules with at most this many leaves get a truth table (2^6 entries of
 /// two bits fill 8 of the [`INLINE_OPS`] words).
 const TABLE_BITS: usize = 6;
+
+/// See [`RuleInfo::spill`].
+const NO_HIT_LEAVES: u32 = u32::MAX;
+
+/// Which leaves of a rule (mask bits) give its hits, for each leaf mask
+/// that makes it true; for rules whose value and hits the mask alone
+/// decides (at most [`TABLE_BITS`] leaves, no NEAR, no regex).
+type HitLeaves = [u8; 1 << TABLE_BITS];
+
+/// The leaves [`Eval::eval_into`] would take occurrences from when the
+/// leaves of `mask` occurred: `None` when node `i` is false. Only for
+/// nodes of leaves, NOT, AND and OR.
+fn hit_leaves(nodes: &[Node], i: usize, mask: u64) -> Option<u8> {
+    let n = nodes.get(i)?;
+    let next = |c: usize| match nodes.get(c) {
+        Some(x) if !matches!(x.kind, NodeKind::Leaf | NodeKind::Regex) => x.end as usize,
+        _ => c + 1,
+    };
+    match n.kind {
+        NodeKind::Leaf if usize::from(n.bit) < TABLE_BITS => {
+            (mask >> n.bit & 1 == 1).then_some(1 << n.bit)
+        }
+        NodeKind::Not => hit_leaves(nodes, i + 1, mask).is_none().then_some(0),
+        NodeKind::And | NodeKind::Or => {
+            let and = n.kind == NodeKind::And;
+            let (mut c, mut bits, mut any) = (i + 1, 0u8, false);
+            for _ in 0..n.arg {
+                match hit_leaves(nodes, c, mask) {
+                    Some(b) => {
+                        bits |= b;
+                        any = true;
+                    }
+                    None if and => return None,
+                    None => {}
+                }
+                c = next(c);
+            }
+            (any && (n.arg > 0)).then_some(bits)
+        }
+        _ => None,
+    }
+}
 
 impl RuleInfo {
     /// The rule's value given only which of its leaves occurred (see
@@ -799,6 +845,7 @@ impl RuleSet {
             })
             .collect();
         let mut spilled = Vec::new();
+        let mut hit_table: Vec<HitLeaves> = Vec::new();
         let mut nodes = Vec::new();
         let mut info = Vec::with_capacity(rules.len());
         let mut prog = Vec::new();
@@ -821,6 +868,22 @@ impl RuleSet {
             if bits as usize <= TABLE_BITS {
                 // Every mask the rule's leaves can make, evaluated once.
                 ri.len = TABLE;
+                ri.spill = NO_HIT_LEAVES;
+                let root = ri.root as usize;
+                let own = nodes.get(root..).unwrap_or(&[]);
+                let decided = own.iter().all(|n| match n.kind {
+                    NodeKind::Leaf => usize::from(n.bit) < TABLE_BITS,
+                    NodeKind::Not | NodeKind::And | NodeKind::Or => true,
+                    _ => false,
+                });
+                if decided {
+                    let mut t: HitLeaves = [0; 1 << TABLE_BITS];
+                    for (m, slot) in t.iter_mut().enumerate().take(1 << bits) {
+                        *slot = hit_leaves(&nodes, root, m as u64).unwrap_or(0);
+                    }
+                    ri.spill = hit_table.len() as u32;
+                    hit_table.push(t);
+                }
                 for m in 0..1u64 << bits {
                     let v: u16 = match quick(&code, m) {
                         Tri::False => 0,
@@ -874,6 +937,7 @@ impl RuleSet {
                 terms: hit_terms,
                 info,
                 ops: spilled,
+                hit_leaves: hit_table,
                 nodes,
                 phrases,
                 term_leaves_at,
@@ -1012,8 +1076,7 @@ impl RuleSet {
             for m in self.term_leaf.get(la as usize..lb as usize).unwrap_or(&[]) {
                 // Found terms occur somewhere: only a leaf scoped to part
                 // of the text may miss them.
-                let scoped = matches!(m.field, Field::Title | Field::Summary | Field::Content);
-                if scoped && !in_region(doc, m.field, term_occs).any(|_| true) {
+                if scoped(m.field) && !in_region(doc, m.field, term_occs).any(|_| true) {
                     continue;
                 }
                 let Some(st) = state.get_mut(m.rule as usize) else {
@@ -1126,15 +1189,36 @@ impl RuleSet {
         known_true: bool,
         found: &mut Vec<Occ>,
     ) -> Option<RuleMatch> {
-        let root = self.info.get(r as usize)?.root as usize;
+        let info = self.info.get(r as usize)?;
+        let root = info.root as usize;
         found.clear();
-        // Cheap yes/no first (most candidates fail), hits only then.
-        if !known_true && !ev.truth(root, found) {
-            return None;
-        }
-        found.clear();
-        if !ev.eval_into(root, found) {
-            return None;
+        // A true rule whose mask tells which leaves give hits: their
+        // occurrences, in the order evaluation would take them.
+        let direct = match self.hit_leaves.get(info.spill as usize) {
+            Some(t) if known_true && info.len == TABLE => {
+                t.get(ev.mask as usize & ((1 << TABLE_BITS) - 1)).copied()
+            }
+            _ => None,
+        };
+        match direct {
+            Some(bits) if bits != 0 => {
+                let end = ev.next(root);
+                for n in self.nodes.get(root..end).unwrap_or(&[]) {
+                    if n.kind == NodeKind::Leaf && n.bit < 8 && bits >> n.bit & 1 == 1 {
+                        ev.leaf_into(n, found);
+                    }
+                }
+            }
+            _ => {
+                // Cheap yes/no first (most candidates fail), hits only then.
+                if !known_true && !ev.truth(root, found) {
+                    return None;
+                }
+                found.clear();
+                if !ev.eval_into(root, found) {
+                    return None;
+                }
+            }
         }
         let mut hits: Vec<Hit> = Vec::with_capacity(found.len());
         hits.extend(found.iter().map(|o| Hit {
@@ -1320,6 +1404,12 @@ impl RuleSet {
     }
 }
 
+/// Whether a leaf in `field` sees only part of its stream's occurrences
+/// (title, summary, content: part of the text stream).
+fn scoped(field: Field) -> bool {
+    matches!(field, Field::Title | Field::Summary | Field::Content)
+}
+
 /// The occurrences of a term that a leaf scoped to `field` may use: for
 /// title, summary and content, those inside that part of the text.
 fn in_region<'a>(doc: &Document, field: Field, occs: &'a [Occ]) -> impl Iterator<Item = &'a Occ> {
@@ -1403,18 +1493,10 @@ fn phrase_end(
     let same = |t: &Tok, w: &str| {
         t.para == head.para
             && (slop > 0 || t.clean_before)
-            && if exact {
-                doc.surface(t) == w
-            } else {
-                doc.key(t) == w
-            }
+            && doc.form_bytes(t, exact) == w.as_bytes()
     };
-    let n = stream.positions();
-    // Tokens that may hold the word after one ending at `pe`.
-    let after = |pe: u32| {
-        let first = pe + 1;
-        (first..=(first + slop).min(n.saturating_sub(1))).flat_map(|q| stream.at(q))
-    };
+    // Tokens that may hold the word after one ending at position `pe`.
+    let after = |pe: u32| stream.between(pe + 1, (pe + 1).saturating_add(slop));
     let Some((last, middle)) = words.get(1..).and_then(|w| w.split_last()) else {
         return Some((head.pos_end, end_of(head)));
     };
@@ -1423,11 +1505,11 @@ fn phrase_end(
     for w in middle {
         next.clear();
         for &(pe, _) in from {
-            next.extend(
-                after(pe)
-                    .filter(|t| same(t, w))
-                    .map(|t| (t.pos_end, end_of(t))),
-            );
+            for t in after(pe) {
+                if same(t, w) {
+                    next.push((t.pos_end, end_of(t)));
+                }
+            }
         }
         if next.is_empty() {
             return None;
@@ -1438,11 +1520,16 @@ fn phrase_end(
         from = frontier;
     }
     // The last word: the earliest end is all that is needed.
-    from.iter()
-        .flat_map(|&(pe, _)| after(pe))
-        .filter(|t| same(t, last))
-        .map(|t| (t.pos_end, end_of(t)))
-        .min()
+    let mut best: Option<(u32, u32)> = None;
+    for &(pe, _) in from {
+        for t in after(pe) {
+            if same(t, last) {
+                let e = (t.pos_end, end_of(t));
+                best = Some(best.map_or(e, |b| b.min(e)));
+            }
+        }
+    }
+    best
 }
 
 /// One rule's evaluation on an item's term occurrences.
@@ -1633,13 +1720,17 @@ impl Eval<'_> {
         let mark = out.len();
         let id = n.arg;
         if n.kind != NodeKind::Regex {
-            out.extend(
-                in_region(self.doc, n.field, self.term_occs(n.end)).map(|o| Occ {
-                    leaf: id,
-                    field: n.field,
-                    ..*o
-                }),
-            );
+            let occs = self.term_occs(n.end);
+            let tag = |o: &Occ| Occ {
+                leaf: id,
+                field: n.field,
+                ..*o
+            };
+            if scoped(n.field) {
+                out.extend(in_region(self.doc, n.field, occs).map(tag));
+            } else {
+                out.extend(occs.iter().map(tag));
+            }
         } else if let Some(Leaf {
             kind: LeafKind::Regex(re),
             field,
