@@ -330,6 +330,15 @@ impl Stream {
         self.first_at.len().saturating_sub(1) as u32
     }
 
+    /// Tokens starting at positions `a..=b` (clamped to the stream).
+    pub fn between(&self, a: u32, b: u32) -> &[Tok] {
+        let b = (b as usize).min(self.first_at.len().saturating_sub(2));
+        match (self.first_at.get(a as usize), self.first_at.get(b + 1)) {
+            (Some(&x), Some(&y)) if x <= y => self.toks.get(x as usize..y as usize).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
     /// Tokens starting at position `q`.
     pub fn at(&self, q: u32) -> &[Tok] {
         let q = q as usize;
@@ -574,6 +583,19 @@ impl Document {
     /// Number of distinct surfaces: surface ids are below this.
     pub(super) fn surface_count(&self) -> usize {
         self.lexemes.len()
+    }
+
+    /// The bytes of [`Document::surface`] (`exact`) or [`Document::key`]
+    /// of token `t`, for comparisons.
+    pub(super) fn form_bytes(&self, t: &Tok, exact: bool) -> &[u8] {
+        let Some(x) = self.lexemes.get(t.surface as usize) else {
+            return &[];
+        };
+        let (a, b) = if exact { x.surface } else { x.key };
+        self.lex
+            .as_bytes()
+            .get(a as usize..b as usize)
+            .unwrap_or(&[])
     }
 
     /// The stem of token `t`.

@@ -168,6 +168,8 @@ pub struct RuleSet {
     info: Vec<RuleInfo>,
     /// Quick-check programs too long for [`RuleInfo::ops`].
     ops: Vec<u16>,
+    /// See [`HitLeaves`] and [`RuleInfo::spill`].
+    hit_leaves: Vec<HitLeaves>,
     /// Every rule's expression, flattened (see [`Node`]).
     nodes: Vec<Node>,
     /// `phrases[t]`: term `t` when it is a phrase (terms are numbered
@@ -331,17 +333,21 @@ struct TermLeaf {
     field: Field,
 }
 
-/// Per-rule facts for the hot loop, one cache line half each: the
-/// quick-check program inline when it has at most [`INLINE_OPS`] steps.
+/// Per-rule facts for the hot loop, one cache line half each: the quick
+/// check as a truth table when the rule has at most [`TABLE_BITS`] leaves,
+/// else its program, inline when it has at most [`INLINE_OPS`] steps.
 #[derive(Debug, Clone, Copy)]
 #[repr(align(32))]
 struct RuleInfo {
     /// The rule has a feed filter.
     feeds: bool,
-    /// Program length; the program is `ops[..len]`, or
-    /// `RuleSet::ops[spill..spill + len]` when longer than `ops`.
+    /// [`TABLE`]: `ops` holds the truth table; else the program length:
+    /// the program is `ops[..len]`, or `RuleSet::ops[spill..spill + len]`
+    /// when longer than `ops`.
     len: u16,
     ops: [u16; INLINE_OPS],
+    /// With a truth table: the rule's entry in `RuleSet::hit_leaves`, or
+    /// [`NO_HIT_LEAVES`].
     spill: u32,
     /// The rule's first node in `RuleSet::nodes`.
     root: u32,
@@ -349,15 +355,78 @@ struct RuleInfo {
 
 const INLINE_OPS: usize = 10;
 
+/// [`RuleInfo::len`] of a rule whose quick check is a truth table: the
+/// value for leaf mask `m` in bits `2m..2m + 2` of `ops` (little-endian
+/// words; 0 false, 1 unknown, 2 true).
+const TABLE: u16 = u16::MAX;
+
+/// Rules with at most this many leaves get a truth table (2^6 entries of
+/// two bits fill 8 of the [`INLINE_OPS`] words).
+const TABLE_BITS: usize = 6;
+
+/// See [`RuleInfo::spill`].
+const NO_HIT_LEAVES: u32 = u32::MAX;
+
+/// Which leaves of a rule (mask bits) give its hits, for each leaf mask
+/// that makes it true; for rules whose value and hits the mask alone
+/// decides (at most [`TABLE_BITS`] leaves, no NEAR, no regex).
+type HitLeaves = [u8; 1 << TABLE_BITS];
+
+/// The leaves [`Eval::eval_into`] would take occurrences from when the
+/// leaves of `mask` occurred: `None` when node `i` is false. Only for
+/// nodes of leaves, NOT, AND and OR.
+fn hit_leaves(nodes: &[Node], i: usize, mask: u64) -> Option<u8> {
+    let n = nodes.get(i)?;
+    let next = |c: usize| match nodes.get(c) {
+        Some(x) if !matches!(x.kind, NodeKind::Leaf | NodeKind::Regex) => x.end as usize,
+        _ => c + 1,
+    };
+    match n.kind {
+        NodeKind::Leaf if usize::from(n.bit) < TABLE_BITS => {
+            (mask >> n.bit & 1 == 1).then_some(1 << n.bit)
+        }
+        NodeKind::Not => hit_leaves(nodes, i + 1, mask).is_none().then_some(0),
+        NodeKind::And | NodeKind::Or => {
+            let and = n.kind == NodeKind::And;
+            let (mut c, mut bits, mut any) = (i + 1, 0u8, false);
+            for _ in 0..n.arg {
+                match hit_leaves(nodes, c, mask) {
+                    Some(b) => {
+                        bits |= b;
+                        any = true;
+                    }
+                    None if and => return None,
+                    None => {}
+                }
+                c = next(c);
+            }
+            (any && (n.arg > 0)).then_some(bits)
+        }
+        _ => None,
+    }
+}
+
 impl RuleInfo {
-    fn program<'a>(&'a self, spilled: &'a [u16]) -> &'a [u16] {
+    /// The rule's value given only which of its leaves occurred (see
+    /// [`quick`]).
+    fn check(&self, spilled: &[u16], mask: u64) -> Tri {
         let len = self.len as usize;
-        if len <= INLINE_OPS {
+        if self.len == TABLE {
+            let m = mask as usize & ((1 << TABLE_BITS) - 1);
+            let word = self.ops.get(m / 8).copied().unwrap_or(1);
+            return match word >> (2 * (m % 8)) & 3 {
+                0 => Tri::False,
+                2 => Tri::True,
+                _ => Tri::Unknown,
+            };
+        }
+        let program = if len <= INLINE_OPS {
             self.ops.get(..len).unwrap_or(&[])
         } else {
             let a = self.spill as usize;
             spilled.get(a..a + len).unwrap_or(&[])
-        }
+        };
+        quick(program, mask)
     }
 }
 
@@ -545,6 +614,11 @@ struct MatchScratch {
     /// (a panic unwound through a match), every entry is reset.
     dirty: bool,
     touched: Vec<u32>,
+    /// Rules to evaluate, one bit per rule (`candidates[r / 64] >> r % 64`),
+    /// so they are visited in rule order without sorting; `known` has the
+    /// bits of those the quick check found true. Zero between matches.
+    candidates: Vec<u64>,
+    known: Vec<u64>,
     /// Term occurrences of the item (`Occ::leaf` holds the term), grouped
     /// by term.
     occs: Vec<Occ>,
@@ -608,7 +682,7 @@ impl LexTerms {
 
 /// One occurrence of a leaf (or, while looking terms up, of a term) in a
 /// document.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Occ {
     leaf: u32,
     /// Index into `Document::streams` (NEAR compares within one stream;
@@ -618,6 +692,20 @@ struct Occ {
     pos_end: u32,
     start: u32,
     end: u32,
+    /// The leaf's field (a term occurrence: [`Field::Text`]).
+    field: Field,
+}
+
+impl Occ {
+    const NONE: Occ = Occ {
+        leaf: 0,
+        stream: 0,
+        pos: 0,
+        pos_end: 0,
+        start: 0,
+        end: 0,
+        field: Field::Text,
+    };
 }
 
 impl RuleSet {
@@ -757,6 +845,7 @@ impl RuleSet {
             })
             .collect();
         let mut spilled = Vec::new();
+        let mut hit_table: Vec<HitLeaves> = Vec::new();
         let mut nodes = Vec::new();
         let mut info = Vec::with_capacity(rules.len());
         let mut prog = Vec::new();
@@ -764,8 +853,7 @@ impl RuleSet {
             prog.clear();
             let depth = emit(&rule.expr, &leaves, first_leaf(r as u32), &mut prog);
             let mut code: Vec<u16> = prog.iter().map_while(|op| op.encode()).collect();
-            if depth > QUICK_STACK || code.len() != prog.len() || code.len() > usize::from(u16::MAX)
-            {
+            if depth > QUICK_STACK || code.len() != prog.len() || code.len() >= usize::from(TABLE) {
                 code = vec![0x1000];
             }
             let mut ri = RuleInfo {
@@ -776,12 +864,41 @@ impl RuleSet {
                 root: nodes.len() as u32,
             };
             flatten(&rule.expr, &meta, &mut nodes);
-            match ri.ops.get_mut(..code.len()) {
-                Some(slot) => slot.copy_from_slice(&code),
-                None => {
-                    ri.spill = spilled.len() as u32;
-                    spilled.extend_from_slice(&code);
+            let bits = first_leaf(r as u32 + 1) - first_leaf(r as u32);
+            if bits as usize <= TABLE_BITS {
+                // Every mask the rule's leaves can make, evaluated once.
+                ri.len = TABLE;
+                ri.spill = NO_HIT_LEAVES;
+                let root = ri.root as usize;
+                let own = nodes.get(root..).unwrap_or(&[]);
+                let decided = own.iter().all(|n| match n.kind {
+                    NodeKind::Leaf => usize::from(n.bit) < TABLE_BITS,
+                    NodeKind::Not | NodeKind::And | NodeKind::Or => true,
+                    _ => false,
+                });
+                if decided {
+                    let mut t: HitLeaves = [0; 1 << TABLE_BITS];
+                    for (m, slot) in t.iter_mut().enumerate().take(1 << bits) {
+                        *slot = hit_leaves(&nodes, root, m as u64).unwrap_or(0);
+                    }
+                    ri.spill = hit_table.len() as u32;
+                    hit_table.push(t);
                 }
+                for m in 0..1u64 << bits {
+                    let v: u16 = match quick(&code, m) {
+                        Tri::False => 0,
+                        Tri::Unknown => 1,
+                        Tri::True => 2,
+                    };
+                    if let Some(w) = ri.ops.get_mut(m as usize / 8) {
+                        *w |= v << (2 * (m % 8));
+                    }
+                }
+            } else if let Some(slot) = ri.ops.get_mut(..code.len()) {
+                slot.copy_from_slice(&code);
+            } else {
+                ri.spill = spilled.len() as u32;
+                spilled.extend_from_slice(&code);
             }
             info.push(ri);
         }
@@ -820,6 +937,7 @@ impl RuleSet {
                 terms: hit_terms,
                 info,
                 ops: spilled,
+                hit_leaves: hit_table,
                 nodes,
                 phrases,
                 term_leaves_at,
@@ -879,9 +997,15 @@ impl RuleSet {
         if s.dirty {
             s.state.iter_mut().for_each(|st| *st = 0);
             s.spans.iter_mut().for_each(|sp| *sp = (0, 0));
+            s.candidates.iter_mut().for_each(|w| *w = 0);
+            s.known.iter_mut().for_each(|w| *w = 0);
         }
         if s.state.len() < n {
             s.state.resize(n, 0);
+        }
+        if s.candidates.len() < n.div_ceil(64) {
+            s.candidates.resize(n.div_ceil(64), 0);
+            s.known.resize(n.div_ceil(64), 0);
         }
         if s.spans.len() < nt {
             s.spans.resize(nt, (0, 0));
@@ -900,6 +1024,8 @@ impl RuleSet {
         let MatchScratch {
             state,
             touched,
+            candidates,
+            known,
             occs,
             spans,
             found,
@@ -926,7 +1052,7 @@ impl RuleSet {
             }
         }
         grouped.clear();
-        grouped.resize(occs.len(), Occ::default());
+        grouped.resize(occs.len(), Occ::NONE);
         for o in occs.iter() {
             if let Some(sp) = spans.get_mut(o.leaf as usize) {
                 if let Some(slot) = grouped.get_mut(sp.1 as usize) {
@@ -948,7 +1074,9 @@ impl RuleSet {
                     .unwrap_or(0),
             );
             for m in self.term_leaf.get(la as usize..lb as usize).unwrap_or(&[]) {
-                if !in_region(doc, m.field, term_occs).any(|_| true) {
+                // Found terms occur somewhere: only a leaf scoped to part
+                // of the text may miss them.
+                if scoped(m.field) && !in_region(doc, m.field, term_occs).any(|_| true) {
                     continue;
                 }
                 let Some(st) = state.get_mut(m.rule as usize) else {
@@ -977,7 +1105,9 @@ impl RuleSet {
             }
         }
         let feed = doc.values(4).first().map_or("", |s| s.as_str());
-        let mut out = Vec::new();
+        // Words of `candidates` that may be non-zero.
+        let (mut lo, mut hi) = (usize::MAX, 0);
+        let mut count = 0usize;
         for &r in touched.iter() {
             let (Some(&st), Some(info)) = (state.get(r as usize), self.info.get(r as usize)) else {
                 continue;
@@ -996,21 +1126,44 @@ impl RuleSet {
                     continue;
                 }
             }
-            let known_true = match quick(info.program(&self.ops), mask) {
+            let known_true = match info.check(&self.ops, mask) {
                 _ if exhaustive => false,
                 Tri::False => continue,
                 Tri::True => true,
                 Tri::Unknown => false,
             };
-            let ev = Eval {
-                set: self,
-                doc,
-                occs,
-                spans,
-                mask,
+            let (w, bit) = (r as usize / 64, 1u64 << (r % 64));
+            if let (Some(c), Some(k)) = (candidates.get_mut(w), known.get_mut(w)) {
+                *c |= bit;
+                if known_true {
+                    *k |= bit;
+                }
+                (lo, hi) = (lo.min(w), hi.max(w));
+                count += 1;
+            }
+        }
+        // Evaluated in rule order, so the matches come out sorted.
+        let mut out = Vec::with_capacity(count);
+        for w in lo..=hi {
+            let (Some(c), Some(k)) = (candidates.get_mut(w), known.get_mut(w)) else {
+                break;
             };
-            if let Some(m) = self.evaluate(&ev, r, known_true, hits) {
-                out.push(m);
+            let (mut bits, known_bits) = (std::mem::take(c), std::mem::take(k));
+            while bits != 0 {
+                let b = bits.trailing_zeros();
+                bits &= bits - 1;
+                let r = (w * 64) as u32 + b;
+                let mask = state.get(r as usize).map_or(0, |st| st & LEAF_BITS);
+                let ev = Eval {
+                    set: self,
+                    doc,
+                    occs,
+                    spans,
+                    mask,
+                };
+                if let Some(m) = self.evaluate(&ev, r, known_bits >> b & 1 == 1, hits) {
+                    out.push(m);
+                }
             }
         }
         for &r in touched.iter() {
@@ -1018,8 +1171,6 @@ impl RuleSet {
                 *st = 0;
             }
         }
-        // Rules were visited in the order the document touched them.
-        out.sort_unstable_by_key(|m| m.rule);
         for &t in found.iter() {
             if let Some(sp) = spans.get_mut(t as usize) {
                 *sp = (0, 0);
@@ -1038,41 +1189,71 @@ impl RuleSet {
         known_true: bool,
         found: &mut Vec<Occ>,
     ) -> Option<RuleMatch> {
-        let root = self.info.get(r as usize)?.root as usize;
-        // Cheap yes/no first (most candidates fail), hits only then.
-        if !known_true && !ev.truth(root) {
-            return None;
-        }
+        let info = self.info.get(r as usize)?;
+        let root = info.root as usize;
         found.clear();
-        if !ev.eval_into(root, found) {
-            return None;
+        // A true rule whose mask tells which leaves give hits: their
+        // occurrences, in the order evaluation would take them.
+        let direct = match self.hit_leaves.get(info.spill as usize) {
+            Some(t) if known_true && info.len == TABLE => {
+                t.get(ev.mask as usize & ((1 << TABLE_BITS) - 1)).copied()
+            }
+            _ => None,
+        };
+        match direct {
+            Some(bits) if bits != 0 => {
+                let end = ev.next(root);
+                for n in self.nodes.get(root..end).unwrap_or(&[]) {
+                    if n.kind == NodeKind::Leaf && n.bit < 8 && bits >> n.bit & 1 == 1 {
+                        ev.leaf_into(n, found);
+                    }
+                }
+            }
+            _ => {
+                // Cheap yes/no first (most candidates fail), hits only then.
+                if !known_true && !ev.truth(root, found) {
+                    return None;
+                }
+                found.clear();
+                if !ev.eval_into(root, found) {
+                    return None;
+                }
+            }
         }
-        let mut hits: Vec<Hit> = found
-            .iter()
-            .filter_map(|o| {
-                let (field, _) = self.terms.get(o.leaf as usize)?;
-                Some(Hit {
-                    field: *field,
-                    start: o.start as usize,
-                    end: o.end as usize,
-                    leaf: o.leaf,
-                })
-            })
-            .collect();
+        // Room for at least 4 hits (128 bytes): exactly sized 1- and
+        // 2-hit vectors are glibc fastbin chunks, which the next item's
+        // large allocations consolidate, so that each item's hits land on
+        // memory out of cache (twice the cache misses per item in
+        // callgrind's cache simulation).
+        let mut hits: Vec<Hit> = Vec::with_capacity(found.len().max(4));
+        hits.extend(found.iter().map(|o| Hit {
+            field: o.field,
+            start: o.start as usize,
+            end: o.end as usize,
+            leaf: o.leaf,
+        }));
+        let key = |h: &Hit| {
+            (
+                !h.in_text(),
+                if h.in_text() { Field::Text } else { h.field },
+                h.start,
+                h.end,
+            )
+        };
+        // Often one leaf's occurrences, already in order: then no two
+        // hits share a place and there is nothing to sort or merge.
+        if hits.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
+            return Some(RuleMatch {
+                rule: r as usize,
+                hits,
+            });
+        }
         // Hits of leaves written alike at one place are one hit.
         let same = |a: &Hit, b: &Hit| {
             (a.field, a.start, a.end) == (b.field, b.start, b.end)
                 && (a.leaf == b.leaf || self.term(a) == self.term(b))
         };
         hits.sort_unstable_by(|a, b| {
-            let key = |h: &Hit| {
-                (
-                    !h.in_text(),
-                    if h.in_text() { Field::Text } else { h.field },
-                    h.start,
-                    h.end,
-                )
-            };
             key(a)
                 .cmp(&key(b))
                 .then_with(|| (a.field, self.term(a)).cmp(&(b.field, self.term(b))))
@@ -1223,8 +1404,15 @@ impl RuleSet {
             pos_end,
             start: tok.start,
             end,
+            field: Field::Text,
         });
     }
+}
+
+/// Whether a leaf in `field` sees only part of its stream's occurrences
+/// (title, summary, content: part of the text stream).
+fn scoped(field: Field) -> bool {
+    matches!(field, Field::Title | Field::Summary | Field::Content)
 }
 
 /// The occurrences of a term that a leaf scoped to `field` may use: for
@@ -1306,23 +1494,25 @@ fn phrase_end(
     frontier: &mut Vec<(u32, u32)>,
     next: &mut Vec<(u32, u32)>,
 ) -> Option<(u32, u32)> {
-    frontier.clear();
-    frontier.push((head.pos_end, if exact { head.end } else { head.hl_end }));
-    let n = stream.positions();
-    for w in words.iter().skip(1) {
+    let end_of = |t: &Tok| if exact { t.end } else { t.hl_end };
+    let same = |t: &Tok, w: &str| {
+        t.para == head.para
+            && (slop > 0 || t.clean_before)
+            && doc.form_bytes(t, exact) == w.as_bytes()
+    };
+    // Tokens that may hold the word after one ending at position `pe`.
+    let after = |pe: u32| stream.between(pe + 1, (pe + 1).saturating_add(slop));
+    let Some((last, middle)) = words.get(1..).and_then(|w| w.split_last()) else {
+        return Some((head.pos_end, end_of(head)));
+    };
+    let start = [(head.pos_end, end_of(head))];
+    let mut from: &[(u32, u32)] = &start;
+    for w in middle {
         next.clear();
-        for &(pe, _) in frontier.iter() {
-            let first = pe + 1;
-            for q in first..=(first + slop).min(n.saturating_sub(1)) {
-                for t in stream.at(q) {
-                    let same = if exact {
-                        doc.surface(t) == w
-                    } else {
-                        doc.key(t) == w
-                    };
-                    if same && t.para == head.para && (slop > 0 || t.clean_before) {
-                        next.push((t.pos_end, if exact { t.end } else { t.hl_end }));
-                    }
+        for &(pe, _) in from {
+            for t in after(pe) {
+                if same(t, w) {
+                    next.push((t.pos_end, end_of(t)));
                 }
             }
         }
@@ -1332,8 +1522,19 @@ fn phrase_end(
         next.sort_unstable();
         next.dedup_by_key(|x| x.0);
         std::mem::swap(frontier, next);
+        from = frontier;
     }
-    frontier.first().copied()
+    // The last word: the earliest end is all that is needed.
+    let mut best: Option<(u32, u32)> = None;
+    for &(pe, _) in from {
+        for t in after(pe) {
+            if same(t, last) {
+                let e = (t.pos_end, end_of(t));
+                best = Some(best.map_or(e, |b| b.min(e)));
+            }
+        }
+    }
+    best
 }
 
 /// One rule's evaluation on an item's term occurrences.
@@ -1356,19 +1557,20 @@ impl Eval<'_> {
         }
     }
 
-    /// Whether node `i` holds, without collecting occurrences (NEAR
-    /// excepted).
-    fn truth(&self, i: usize) -> bool {
+    /// Whether node `i` holds, without collecting occurrences (NEAR and
+    /// regexes excepted: they collect into `scratch`, which is left as it
+    /// was).
+    fn truth(&self, i: usize, scratch: &mut Vec<Occ>) -> bool {
         let Some(n) = self.set.nodes.get(i) else {
             return false;
         };
         match n.kind {
-            NodeKind::Leaf | NodeKind::Regex => self.has(n),
-            NodeKind::Not => !self.truth(i + 1),
+            NodeKind::Leaf | NodeKind::Regex => self.has(n, scratch),
+            NodeKind::Not => !self.truth(i + 1, scratch),
             NodeKind::And => {
                 let mut c = i + 1;
                 for _ in 0..n.arg {
-                    if !self.truth(c) {
+                    if !self.truth(c, scratch) {
                         return false;
                     }
                     c = self.next(c);
@@ -1378,7 +1580,7 @@ impl Eval<'_> {
             NodeKind::Or => {
                 let mut c = i + 1;
                 for _ in 0..n.arg {
-                    if self.truth(c) {
+                    if self.truth(c, scratch) {
                         return true;
                     }
                     c = self.next(c);
@@ -1386,16 +1588,25 @@ impl Eval<'_> {
                 false
             }
             NodeKind::Near | NodeKind::ONear => {
-                self.truth(i + 1)
-                    && self.truth(self.next(i + 1))
-                    && self.eval_into(i, &mut Vec::new())
+                if !self.truth(i + 1, scratch) || !self.truth(self.next(i + 1), scratch) {
+                    return false;
+                }
+                let mark = scratch.len();
+                let ok = self.eval_into(i, scratch);
+                scratch.truncate(mark);
+                ok
             }
         }
     }
 
-    fn has(&self, n: &Node) -> bool {
+    fn has(&self, n: &Node, scratch: &mut Vec<Occ>) -> bool {
         match n.kind {
-            NodeKind::Regex => self.leaf_into(n, &mut Vec::new()),
+            NodeKind::Regex => {
+                let mark = scratch.len();
+                let ok = self.leaf_into(n, scratch);
+                scratch.truncate(mark);
+                ok
+            }
             _ if n.bit != NO_BIT => self.mask >> n.bit & 1 == 1,
             _ => in_region(self.doc, n.field, self.term_occs(n.end))
                 .next()
@@ -1417,8 +1628,13 @@ impl Eval<'_> {
         };
         let mark = out.len();
         let ok = match n.kind {
+            // A leaf within the mask that did not occur in its region.
+            NodeKind::Leaf if n.bit != NO_BIT && self.mask >> n.bit & 1 == 0 => false,
             NodeKind::Leaf | NodeKind::Regex => self.leaf_into(n, out),
-            NodeKind::Not => !self.truth(i + 1),
+            NodeKind::Not => {
+                let t = self.truth(i + 1, out);
+                !t
+            }
             NodeKind::And => {
                 let mut c = i + 1;
                 let mut all = n.arg > 0;
@@ -1440,31 +1656,7 @@ impl Eval<'_> {
                 }
                 any
             }
-            NodeKind::Near | NodeKind::ONear => {
-                let (ordered, distance) = (n.kind == NodeKind::ONear, n.arg);
-                let (mut a, mut b) = (Vec::new(), Vec::new());
-                if !self.eval_into(i + 1, &mut a) || !self.eval_into(self.next(i + 1), &mut b) {
-                    return false;
-                }
-                let near = |x: &Occ, y: &Occ| {
-                    if x.stream != y.stream {
-                        return false;
-                    }
-                    if x.pos_end < y.pos {
-                        y.pos - x.pos_end - 1 <= distance
-                    } else if !ordered && y.pos_end < x.pos {
-                        x.pos - y.pos_end - 1 <= distance
-                    } else {
-                        false
-                    }
-                };
-                out.extend(a.iter().filter(|x| b.iter().any(|y| near(x, y))));
-                if out.len() == mark {
-                    return false;
-                }
-                out.extend(b.iter().filter(|y| a.iter().any(|x| near(x, y))));
-                true
-            }
+            NodeKind::Near | NodeKind::ONear => self.near_into(i, n, out),
         };
         if !ok {
             out.truncate(mark);
@@ -1472,14 +1664,78 @@ impl Eval<'_> {
         ok
     }
 
+    /// [`Eval::eval_into`] for NEAR node `i` (`n`): kept out of line, it
+    /// is rarely the hot path.
+    #[inline(never)]
+    fn near_into(&self, i: usize, n: &Node, out: &mut Vec<Occ>) -> bool {
+        let mark = out.len();
+        let (ordered, distance) = (n.kind == NodeKind::ONear, n.arg);
+        // Both sides' occurrences go to `out` (left, then right)
+        // and are filtered there.
+        if !self.eval_into(i + 1, out) {
+            return false;
+        }
+        let split = out.len();
+        if !self.eval_into(self.next(i + 1), out) {
+            out.truncate(mark);
+            return false;
+        }
+        let near = |x: &Occ, y: &Occ| {
+            if x.stream != y.stream {
+                return false;
+            }
+            if x.pos_end < y.pos {
+                y.pos - x.pos_end - 1 <= distance
+            } else if !ordered && y.pos_end < x.pos {
+                x.pos - y.pos_end - 1 <= distance
+            } else {
+                false
+            }
+        };
+        // Left occurrences near a right one, kept in place; then
+        // right ones near a kept left one (a left occurrence near
+        // a right one is kept, so this is "near any left one").
+        let end = out.len();
+        let mut kept = mark;
+        for k in mark..split {
+            let x = out[k];
+            if out[split..end].iter().any(|y| near(&x, y)) {
+                out[kept] = x;
+                kept += 1;
+            }
+        }
+        if kept == mark {
+            out.truncate(mark);
+            return false;
+        }
+        let left = kept;
+        for k in split..end {
+            let y = out[k];
+            if out[mark..left].iter().any(|x| near(x, &y)) {
+                out[kept] = y;
+                kept += 1;
+            }
+        }
+        out.truncate(kept);
+        true
+    }
+
     /// Appends the occurrences of leaf node `n`; whether there were any.
     fn leaf_into(&self, n: &Node, out: &mut Vec<Occ>) -> bool {
         let mark = out.len();
         let id = n.arg;
         if n.kind != NodeKind::Regex {
-            out.extend(
-                in_region(self.doc, n.field, self.term_occs(n.end)).map(|o| Occ { leaf: id, ..*o }),
-            );
+            let occs = self.term_occs(n.end);
+            let tag = |o: &Occ| Occ {
+                leaf: id,
+                field: n.field,
+                ..*o
+            };
+            if scoped(n.field) {
+                out.extend(in_region(self.doc, n.field, occs).map(tag));
+            } else {
+                out.extend(occs.iter().map(tag));
+            }
         } else if let Some(Leaf {
             kind: LeafKind::Regex(re),
             field,
@@ -1517,6 +1773,7 @@ fn regex_occs(doc: &Document, leaf: u32, field: Field, re: &regex::Regex, out: &
                 pos_end,
                 start,
                 end,
+                field,
             });
         }
     };
