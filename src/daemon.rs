@@ -97,6 +97,13 @@ async fn feed_loop(
             }
         };
         delay = next_delay(feed.interval, failures, retry_after);
+        let (id, at) = (
+            feed.id.clone(),
+            Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default(),
+        );
+        if let Err(e) = ctx.state.call(move |s| s.record_next_poll(&id, at)).await {
+            tracing::warn!(feed = %feed.id, error = %e, "cannot record the next poll time");
+        }
     }
 }
 

@@ -524,13 +524,15 @@ fn print_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         } else {
             writeln!(
                 out,
-                "{:<24} {:<7} ok {}  tried {}  failures {}  seen {}{}",
+                "{:<24} {:<7} ok {}  tried {}  failures {}  seen {}  items {}  next {}{}",
                 s.feed,
                 s.last_status.map_or("-".into(), |c| c.to_string()),
                 when(s.last_ok_at),
                 when(s.last_attempt_at),
                 s.consecutive_failures,
                 s.seen_items,
+                s.last_items.map_or("-".into(), |n| n.to_string()),
+                when(s.next_poll_at),
                 s.last_error
                     .map(|e| format!("\n    last error: {e}"))
                     .unwrap_or_default()
@@ -542,6 +544,17 @@ fn print_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         for s in st.sink_statuses(&sink_ids)? {
             write_sink_status(&mut out, config, &s)?;
         }
+        let (items, queued) = st.alerts_on_day(Utc::now())?;
+        writeln!(
+            out,
+            "today: {items} item(s) alerted, {queued} alert(s) queued; rules: {} loaded{}",
+            config.rule_meta.len(),
+            if config.disabled_rules > 0 {
+                format!(", {} disabled", config.disabled_rules)
+            } else {
+                String::new()
+            }
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

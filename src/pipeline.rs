@@ -387,6 +387,7 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
     let afeed = alert_feed(feed, &parsed);
     let mut queued = Vec::new();
     let mut alerts = 0;
+    let mut items_alerted = 0;
     let unseen_set: std::collections::HashSet<&str> = unseen.iter().map(String::as_str).collect();
     let mut done = std::collections::HashSet::new();
     for item in &parsed.items {
@@ -403,6 +404,7 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
             continue;
         }
         alerts += matches.len();
+        items_alerted += 1;
         let aid = alert_id(&feed.id, &item.key);
         for m in &matches {
             let rule = ctx
@@ -448,9 +450,11 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
     let commit = PollCommit {
         status: fetched.status,
         validators: fetched.validators,
+        items: keys.len(),
         present: keys,
         new: unseen.clone(),
         alerts: queued,
+        items_alerted,
     };
     let queued_n = commit.alerts.len() as u64;
     let id = feed.id.clone();

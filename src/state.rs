@@ -79,6 +79,15 @@ const MIGRATIONS: &[&str] = &[
         window_end INTEGER NOT NULL,
         PRIMARY KEY (sink_id, rule_id)
     ) WITHOUT ROWID;",
+    // 4: what `status` shows: items in the last document, the next poll,
+    // alerts per (local) day
+    "ALTER TABLE feeds ADD COLUMN last_items INTEGER;
+    ALTER TABLE feeds ADD COLUMN next_poll_at INTEGER;
+    CREATE TABLE daily (
+        day TEXT PRIMARY KEY,
+        items_alerted INTEGER NOT NULL DEFAULT 0,
+        alerts_queued INTEGER NOT NULL DEFAULT 0
+    );",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -137,6 +146,10 @@ pub struct FeedStatus {
     pub last_ok_at: Option<DateTime<Utc>>,
     pub last_attempt_at: Option<DateTime<Utc>>,
     pub seen_items: u64,
+    /// Items in the last document fetched (not counting a 304).
+    pub last_items: Option<u64>,
+    /// When the running daemon means to poll it next.
+    pub next_poll_at: Option<DateTime<Utc>>,
 }
 
 impl FeedStatus {
@@ -149,6 +162,8 @@ impl FeedStatus {
             last_ok_at: None,
             last_attempt_at: None,
             seen_items: 0,
+            last_items: None,
+            next_poll_at: None,
         }
     }
 }
@@ -220,6 +235,10 @@ pub struct PollCommit {
     pub new: Vec<String>,
     /// `(sink id, alert id, alert JSON)` to queue.
     pub alerts: Vec<(String, String, String)>,
+    /// Items in the document.
+    pub items: usize,
+    /// Items that alerted (to at least one sink).
+    pub items_alerted: usize,
 }
 
 /// Handle to the state database; cheap to clone.
@@ -231,6 +250,15 @@ pub struct State {
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
+}
+
+/// The local calendar day of a millisecond timestamp, "YYYY-MM-DD".
+fn local_day(ms: i64) -> String {
+    from_ms(Some(ms))
+        .unwrap_or_default()
+        .with_timezone(&chrono::Local)
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 fn from_ms(v: Option<i64>) -> Option<DateTime<Utc>> {
@@ -277,6 +305,12 @@ impl State {
             .map_err(open_err)?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+            // Another process (the daemon, while `status` opens the file)
+            // may have applied it between our read and our lock.
+            let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if now > i as i64 {
+                continue;
+            }
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
@@ -395,6 +429,23 @@ impl State {
                 queue.execute(params![sink, id, payload, now])?;
             }
         }
+        tx.execute(
+            "UPDATE feeds SET last_items = ?2 WHERE feed_id = ?1",
+            params![feed_id, c.items as i64],
+        )?;
+        if c.items_alerted > 0 || !c.alerts.is_empty() {
+            tx.execute(
+                "INSERT INTO daily (day, items_alerted, alerts_queued) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (day) DO UPDATE SET
+                     items_alerted = daily.items_alerted + excluded.items_alerted,
+                     alerts_queued = daily.alerts_queued + excluded.alerts_queued",
+                params![
+                    local_day(now),
+                    c.items_alerted as i64,
+                    c.alerts.len() as i64
+                ],
+            )?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -447,7 +498,8 @@ impl State {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
             "SELECT last_status, consecutive_failures, last_error, last_ok_at, last_attempt_at,
-                    (SELECT COUNT(*) FROM seen WHERE seen.feed_id = feeds.feed_id)
+                    (SELECT COUNT(*) FROM seen WHERE seen.feed_id = feeds.feed_id),
+                    last_items, next_poll_at
              FROM feeds WHERE feed_id = ?1",
         )?;
         let mut out = Vec::new();
@@ -462,12 +514,37 @@ impl State {
                         last_ok_at: from_ms(r.get(3)?),
                         last_attempt_at: from_ms(r.get(4)?),
                         seen_items: r.get(5)?,
+                        last_items: r.get(6)?,
+                        next_poll_at: from_ms(r.get(7)?),
                     })
                 })
                 .optional()?;
             out.push(row.unwrap_or_else(|| FeedStatus::never_polled(id)));
         }
         Ok(out)
+    }
+
+    /// When the daemon will poll `feed_id` next (shown by `status`).
+    pub fn record_next_poll(&self, feed_id: &str, at: DateTime<Utc>) -> Result<(), StateError> {
+        self.lock().execute(
+            "INSERT INTO feeds (feed_id, next_poll_at) VALUES (?1, ?2)
+             ON CONFLICT (feed_id) DO UPDATE SET next_poll_at = excluded.next_poll_at",
+            params![feed_id, ms(at)],
+        )?;
+        Ok(())
+    }
+
+    /// Items that alerted and alerts queued on the local day of `now`.
+    pub fn alerts_on_day(&self, now: DateTime<Utc>) -> Result<(u64, u64), StateError> {
+        let conn = self.lock();
+        let row = conn
+            .query_row(
+                "SELECT items_alerted, alerts_queued FROM daily WHERE day = ?1",
+                [local_day(ms(now))],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.unwrap_or((0, 0)))
     }
 
     /// Forgets seen keys not present in any poll since `cutoff`.
@@ -902,6 +979,29 @@ mod tests {
                     )
                 })
                 .collect(),
+            items: new.len(),
+            items_alerted: alerts.len(),
+        }
+    }
+
+    #[test]
+    fn processes_opening_a_new_file_at_once_migrate_it_once() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("wirewatch.db");
+            let barrier = Arc::new(std::sync::Barrier::new(4));
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let (p, b) = (p.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        b.wait();
+                        State::open(&p).map(|_| ()).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap().unwrap();
+            }
         }
     }
 

@@ -82,3 +82,56 @@ fn failures_count_up_and_reset_after_success() {
     );
     assert_eq!(titles(&ws.alerts()), vec!["Kursk feed is back"]);
 }
+
+/// The human status shows items per document, the next poll of a running
+/// daemon, and today's totals.
+#[test]
+fn status_shows_items_next_poll_and_today() {
+    let srv = TestServer::start();
+    srv.route(
+        "/wire.xml",
+        Route::ok(
+            RSS,
+            rss(
+                "Wire",
+                &[
+                    entry("t1", "Kursk rail resumes", "Trains run."),
+                    entry("t2", "Weather mild", "No change."),
+                ],
+            ),
+        ),
+    );
+    let ws = Workspace::new(
+        &Config::new(KURSK_RULES)
+            .set("poll_interval", "\"1h\"")
+            .feed("wire", &srv.url("/wire.xml")),
+    );
+    let daemon = ws.spawn_daemon();
+    assert!(
+        wait_until(std::time::Duration::from_secs(15), || {
+            ws.status()["wire"]["next_poll_at"].is_string()
+        }),
+        "{}",
+        daemon.logs()
+    );
+    let st = ws.status();
+    let next = assert_rfc3339(&st["wire"]["next_poll_at"], "next_poll_at");
+    let ahead = next.signed_duration_since(chrono::Utc::now()).num_minutes();
+    assert!((50..=70).contains(&ahead), "next poll in {ahead} min");
+    assert_eq!(st["wire"]["last_items"], 2);
+    let human = ws.cli("status", &[]);
+    human.expect_code(0);
+    assert!(
+        human.stdout.contains("items 2  next 20"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human
+            .stdout
+            .contains("today: 1 item(s) alerted, 1 alert(s) queued; rules: 1 loaded"),
+        "{}",
+        human.stdout
+    );
+    drop(daemon);
+}
