@@ -18,6 +18,8 @@
 //! - [`state`]: the only module that touches SQLite.
 //! - [`deliver`], [`sink`]: the outbox drained per sink, at least once;
 //!   [`flow`] decides what waits for a digest (throttle, quiet hours). Pure.
+//! - [`service`]: systemd integration: sd_notify (READY, STOPPING,
+//!   WATCHDOG tied to a health check), journald log format.
 //! - [`demo`]: the bundled feed server and the `wirewatch demo` run.
 
 pub mod config;
@@ -31,6 +33,7 @@ pub mod model;
 pub mod parse;
 pub mod pipeline;
 pub mod rules;
+pub mod service;
 pub mod sink;
 pub mod snippet;
 pub mod state;

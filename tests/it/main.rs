@@ -24,6 +24,7 @@ mod gold;
 mod http;
 mod matching;
 mod parse;
+mod service;
 mod status;
 mod webhook;
 
