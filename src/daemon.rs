@@ -5,7 +5,12 @@
 //! polls again; each sink has its own delivery worker. Fetches share one
 //! semaphore. Shutdown is one CancellationToken: feed tasks abandon their
 //! in-flight poll (nothing is committed until a poll's single transaction,
-//! so state stays consistent), delivery workers finish the alert in hand.
+//! so state stays consistent), delivery workers finish the alert in hand,
+//! for at most [`SHUTDOWN_GRACE`] (what they have not settled stays queued).
+//!
+//! Under systemd ([`run_supervised`]): READY=1 once state is open and every
+//! task started, WATCHDOG=1 only while [`health`] passes, STOPPING=1 when
+//! shutdown begins; SIGHUP goes to [`reload_requested`].
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,10 +25,17 @@ use crate::config::{Config, FeedConfig};
 use crate::deliver;
 use crate::fetch::Fetcher;
 use crate::pipeline::{poll_feed, Ctx, PollError, Stats};
+use crate::service::{self, Liveness, Systemd};
 use crate::state::State;
 
 /// Longest wait between polls of a failing feed.
 const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
+
+/// On shutdown, how long delivery workers may take to settle the alert in
+/// hand before the daemon exits anyway (the unit's `TimeoutStopSec=` is
+/// longer). An alert cut off here was not acknowledged, so it stays queued
+/// and goes out on the next start (same alert id).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Opens state and builds the shared context.
 pub fn context(config: Arc<Config>) -> anyhow::Result<Arc<Ctx>> {
@@ -60,6 +72,7 @@ async fn feed_loop(
     feed: FeedConfig,
     wake: Arc<Vec<Arc<Notify>>>,
     cancel: CancellationToken,
+    live: (Arc<Liveness>, usize),
 ) {
     // Spread the first polls so a restart does not hit every server at once.
     let spread = feed
@@ -73,6 +86,7 @@ async fn feed_loop(
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
         }
+        let busy = live.0.busy(live.1);
         let result = tokio::select! {
             _ = cancel.cancelled() => {
                 tracing::info!(feed = %feed.id, "shutdown: in-flight poll abandoned");
@@ -80,6 +94,7 @@ async fn feed_loop(
             }
             r = poll_feed(&ctx, &feed) => r,
         };
+        drop(busy);
         let retry_after = match &result {
             Ok(report) => {
                 failures = 0;
@@ -110,6 +125,45 @@ async fn feed_loop(
 /// The daemon: polls every feed on its schedule and delivers alerts until
 /// `cancel` fires.
 pub async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) -> anyhow::Result<()> {
+    run_supervised(ctx, cancel, Systemd::none()).await
+}
+
+/// The daemon's health, for the watchdog: no feed poll stuck far beyond
+/// what any poll can take (its fetch deadline times the fetches queued
+/// ahead of it, at least 30 min), and the database answers a trivial read.
+/// Runs on the runtime it checks, so a frozen or starved runtime fails it
+/// too (by not running).
+pub async fn health(ctx: &Ctx, live: &Liveness) -> Result<(), String> {
+    let d = &ctx.config.daemon;
+    let queued = ctx.config.feeds.len() / d.max_concurrent_fetches.max(1) + 2;
+    let limit = d
+        .fetch_timeout
+        .saturating_mul(queued as u32)
+        .max(Duration::from_secs(30 * 60));
+    if let Some((feed, busy)) = live.stuck(limit) {
+        return Err(format!("feed {feed}: poll running for {busy:?}"));
+    }
+    ctx.state
+        .call(|s| s.health_check())
+        .await
+        .map_err(|e| format!("database: {e}"))
+}
+
+/// Reload hook (SIGHUP, `systemctl reload wirewatch`). Reloading is not
+/// implemented yet: this logs and keeps the running configuration. Returns
+/// whether a reload happened. When it does reload, send `RELOADING=1`
+/// before and `READY=1` after (the caller's comment says where).
+pub async fn reload_requested(_ctx: &Arc<Ctx>) -> bool {
+    tracing::warn!("SIGHUP: configuration reload is not supported yet; keeping the running configuration (restart to apply changes)");
+    false
+}
+
+/// [`run`], reporting to systemd (`sd`): see the module docs.
+pub async fn run_supervised(
+    ctx: Arc<Ctx>,
+    cancel: CancellationToken,
+    sd: Systemd,
+) -> anyhow::Result<()> {
     let config = ctx.config.clone();
     let retention = config.daemon.seen_retention;
     let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
@@ -141,18 +195,51 @@ pub async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) -> anyhow::Result<()>
             }
         }
     }
-    for feed in &config.feeds {
+    let live = Arc::new(Liveness::new(
+        config.feeds.iter().map(|f| f.id.clone()).collect(),
+    ));
+    for (slot, feed) in config.feeds.iter().enumerate() {
         tracker.spawn(feed_loop(
             ctx.clone(),
             feed.clone(),
             wakes.clone(),
             cancel.clone(),
+            (live.clone(), slot),
         ));
     }
+    let (hctx, hlive) = (ctx.clone(), live.clone());
+    tracker.spawn(service::watchdog(sd.clone(), cancel.clone(), move || {
+        let (ctx, live) = (hctx.clone(), hlive.clone());
+        async move { health(&ctx, &live).await }
+    }));
     tracker.close();
-    cancel.cancelled().await;
+    sd.ready(&format!(
+        "polling {} feed(s) for {} rule(s), {} sink(s)",
+        config.feeds.len(),
+        config.rules.len(),
+        config.sinks.len()
+    ));
+    // SIGHUP's default action is to terminate: catch it for the reload hook.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            Some(()) = async { hup.as_mut()?.recv().await } => {
+                // When reload_requested reloads: sd.send("RELOADING=1")
+                // here, and sd.ready(..) after a successful reload.
+                reload_requested(&ctx).await;
+            }
+        }
+    }
+    sd.stopping("shutting down");
     tracing::info!("shutting down");
-    tracker.wait().await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?SHUTDOWN_GRACE,
+            "shutdown: deliveries still in flight abandoned; they stay queued");
+    }
     tracing::info!(
         polls = ctx.stats.polls.load(Ordering::Relaxed),
         alerts_delivered = ctx.stats.alerts_delivered.load(Ordering::Relaxed),
@@ -208,7 +295,7 @@ pub async fn once(ctx: Arc<Ctx>) -> anyhow::Result<OnceReport> {
                 continue;
             }
         };
-        let r = deliver::drain(&ctx.state, &lane, &ctx.stats).await?;
+        let r = deliver::drain(&ctx.state, &lane, &ctx.stats, &CancellationToken::new()).await?;
         report.delivered += r.delivered;
         report.dead += r.buried;
         if r.disabled {

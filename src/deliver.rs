@@ -469,7 +469,13 @@ fn tally(report: &mut DrainReport, outcome: Outcome) -> bool {
 
 /// Delivers every digest and alert due now for one sink, once, in queue
 /// order. A transient failure ends the pass (later alerts wait behind it).
-pub async fn drain(state: &State, lane: &Lane, stats: &Stats) -> Result<DrainReport, StateError> {
+/// Stops between messages once `stop` is cancelled (shutdown).
+pub async fn drain(
+    state: &State,
+    lane: &Lane,
+    stats: &Stats,
+    stop: &CancellationToken,
+) -> Result<DrainReport, StateError> {
     let mut report = DrainReport::default();
     if !usable(state, lane.sink.as_ref()).await? {
         report.disabled = true;
@@ -478,6 +484,9 @@ pub async fn drain(state: &State, lane: &Lane, stats: &Stats) -> Result<DrainRep
     let id = lane.id().to_string();
     let buckets = state.call(move |s| s.due_buckets(&id, Utc::now())).await?;
     for b in buckets {
+        if stop.is_cancelled() {
+            return Ok(report);
+        }
         let outcome = release_bucket(state, lane, b, stats).await?;
         if !tally(&mut report, outcome) {
             return Ok(report);
@@ -490,6 +499,9 @@ pub async fn drain(state: &State, lane: &Lane, stats: &Stats) -> Result<DrainRep
             return Ok(report);
         }
         for entry in batch {
+            if stop.is_cancelled() {
+                return Ok(report);
+            }
             let outcome = deliver_one(state, lane, entry, stats).await?;
             if !tally(&mut report, outcome) {
                 return Ok(report);
@@ -505,7 +517,7 @@ pub async fn drain(state: &State, lane: &Lane, stats: &Stats) -> Result<DrainRep
 pub async fn run_worker(ctx: Arc<Ctx>, lane: Lane, wake: Arc<Notify>, cancel: CancellationToken) {
     let state = &ctx.state;
     loop {
-        let report = match drain(state, &lane, &ctx.stats).await {
+        let report = match drain(state, &lane, &ctx.stats, &cancel).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(sink = %lane.id(), error = %e, "outbox unavailable");

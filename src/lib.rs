@@ -19,6 +19,8 @@
 //! - [`deliver`], [`sink`]: the outbox drained per sink, at least once;
 //!   [`flow`] decides what waits for a digest (throttle, quiet hours). Pure.
 //! - [`opml`]: subscription lists in and out (`wirewatch feeds`). Pure.
+//! - [`service`]: systemd integration: sd_notify (READY, STOPPING,
+//!   WATCHDOG tied to a health check), journald log format.
 //! - [`demo`]: the bundled feed server and the `wirewatch demo` run.
 
 pub mod config;
@@ -33,6 +35,7 @@ pub mod opml;
 pub mod parse;
 pub mod pipeline;
 pub mod rules;
+pub mod service;
 pub mod sink;
 pub mod snippet;
 pub mod state;

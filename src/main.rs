@@ -16,7 +16,7 @@ use wirewatch::fetch::{FetchOutcome, Fetcher};
 use wirewatch::model::{AlertFeed, ParsedFeed};
 use wirewatch::parse::{parse_feed, ParseOptions};
 use wirewatch::state::{FeedStatus, SinkStatus, State, Validators};
-use wirewatch::{daemon, deliver, demo, pipeline, sink};
+use wirewatch::{daemon, deliver, demo, pipeline, service, sink};
 
 /// Exit code for configuration errors (`check`, and any command given a bad
 /// config).
@@ -156,20 +156,45 @@ enum AlertsAction {
     },
 }
 
+/// Logs go to stderr. Filter: `$WIREWATCH_LOG`, else `$RUST_LOG`, else
+/// `default` (same syntax: `info`, `wirewatch=debug,reqwest=warn`, ...).
+/// When stderr is the journal (started by systemd), lines carry a syslog
+/// priority and no timestamp or colours ([`service::JournalFormat`]);
+/// otherwise timestamps, and colours only on a terminal.
 fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WIREWATCH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    use std::io::IsTerminal as _;
+    let directives = ["WIREWATCH_LOG", "RUST_LOG"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()));
+    let filter = directives
+        .and_then(|d| tracing_subscriber::EnvFilter::try_new(d).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = if service::stderr_is_journal() {
+        builder
+            .with_ansi(false)
+            .event_format(service::JournalFormat::default())
+            .try_init()
+    } else {
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
+    };
 }
 
 /// Async worker threads at most (one per core below that).
 const MAX_WORKERS: usize = 4;
 
+/// After the daemon returned, how long blocking calls still running (a
+/// database call cut off by the shutdown deadline) may delay the exit.
+const EXIT_TAIL: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn main() -> ExitCode {
+    // Before any thread exists: it edits the environment.
+    let sd = service::Systemd::take_from_env();
     let cli = Cli::parse();
     let level = match cli.command {
         Command::Run(_) => "info",
@@ -193,7 +218,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(dispatch(cli.command)) {
+    let result = rt.block_on(dispatch(cli.command, sd));
+    rt.shutdown_timeout(EXIT_TAIL);
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("wirewatch: {e:#}");
@@ -246,16 +273,21 @@ fn shutdown_signal(cancel: CancellationToken) {
     });
 }
 
-async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
+async fn dispatch(cmd: Command, sd: service::Systemd) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Run(arg) => {
             let Some(config) = load_config(&arg)? else {
+                sd.status("configuration error");
                 return Ok(ExitCode::from(EXIT_CONFIG));
             };
-            let ctx = daemon::context(Arc::new(config))?;
+            // READY=1 comes from the daemon once state is open and its
+            // tasks run; a failure here exits 1 without it.
+            let ctx = daemon::context(Arc::new(config)).inspect_err(|e| {
+                sd.status(&format!("cannot start: {e:#}"));
+            })?;
             let cancel = CancellationToken::new();
             shutdown_signal(cancel.clone());
-            daemon::run(ctx, cancel).await?;
+            daemon::run_supervised(ctx, cancel, sd).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Once { config, strict } => {

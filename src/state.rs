@@ -325,6 +325,14 @@ impl State {
         &self.path
     }
 
+    /// Liveness check for the systemd watchdog: reads the schema version
+    /// (the database header; no write, no table scan).
+    pub fn health_check(&self) -> Result<(), StateError> {
+        self.lock()
+            .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?;
+        Ok(())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent
         // (transactions roll back on drop), so a poisoned lock is usable.

@@ -94,13 +94,18 @@ pub fn wait_with_timeout(mut child: Child, timeout: Duration, what: &str) -> Out
 }
 
 /// `wirewatch ARGS...` in `cwd`, stdin closed, stdout/stderr piped, and no
-/// inherited `WIREWATCH_*` variables.
+/// inherited `WIREWATCH_*`, `RUST_LOG` or systemd variables.
 pub fn command(cwd: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     c.args(args)
         .current_dir(cwd)
         .env_remove("WIREWATCH_CONFIG")
         .env_remove("WIREWATCH_LOG")
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("JOURNAL_STREAM")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
