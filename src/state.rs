@@ -252,6 +252,35 @@ fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// Switches the file to WAL (a setting kept in the file). Changing the
+/// journal mode takes a lock SQLite's busy handler does not wait for, so
+/// when another process is opening the same new file at that moment this
+/// retries for up to 5 s; a file already in WAL is left alone.
+fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mode: rusqlite::Result<String> =
+            conn.query_row("PRAGMA journal_mode", [], |r| r.get(0));
+        let result = match mode {
+            Ok(m) if m.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(_) => conn.pragma_update(None, "journal_mode", "WAL"),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// The local calendar day of a millisecond timestamp, "YYYY-MM-DD".
 fn local_day(ms: i64) -> String {
     from_ms(Some(ms))
@@ -299,8 +328,7 @@ impl State {
         }
         // WAL: readers never block the writer; FULL: a committed poll
         // survives power loss, which is what "nothing is lost" means.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
+        set_wal(&conn).map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
