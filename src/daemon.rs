@@ -10,8 +10,12 @@
 //!
 //! Under systemd ([`run_supervised`]): READY=1 once state is open and every
 //! task started, WATCHDOG=1 only while [`health`] passes, STOPPING=1 when
-//! shutdown begins; SIGHUP goes to [`reload_requested`].
+//! shutdown begins; SIGHUP reloads ([`reload_requested`]): the new
+//! configuration is validated in full while the old one runs, then the old
+//! generation of tasks is stopped and awaited and the new one started, with
+//! RELOADING=1 / READY=1 around it.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,13 +77,15 @@ async fn feed_loop(
     wake: Arc<Vec<Arc<Notify>>>,
     cancel: CancellationToken,
     live: (Arc<Liveness>, usize),
+    first: Option<Duration>,
 ) {
-    // Spread the first polls so a restart does not hit every server at once.
+    // Spread the first polls so a restart does not hit every server at once;
+    // after a reload, an unchanged feed keeps its schedule.
     let spread = feed
         .interval
         .min(Duration::from_secs(2))
         .mul_f64(fastrand::f64());
-    let mut delay = spread;
+    let mut delay = first.map_or(spread, |d| d.min(feed.interval));
     let mut failures = 0u32;
     loop {
         tokio::select! {
@@ -149,28 +155,75 @@ pub async fn health(ctx: &Ctx, live: &Liveness) -> Result<(), String> {
         .map_err(|e| format!("database: {e}"))
 }
 
-/// Reload hook (SIGHUP, `systemctl reload wirewatch`). Reloading is not
-/// implemented yet: this logs and keeps the running configuration. Returns
-/// whether a reload happened. When it does reload, send `RELOADING=1`
-/// before and `READY=1` after (the caller's comment says where).
-pub async fn reload_requested(_ctx: &Arc<Ctx>) -> bool {
-    tracing::warn!("SIGHUP: configuration reload is not supported yet; keeping the running configuration (restart to apply changes)");
-    false
+/// Reload (SIGHUP, `systemctl reload wirewatch`): reads and validates the
+/// configuration again, in full, while the running one goes on. On any
+/// error every problem is logged as `FILE:LINE:COL` and `None` is returned:
+/// the running configuration stays. On success, the context for the new one
+/// (the same state database).
+pub async fn reload_requested(current: &Arc<Ctx>) -> Option<Arc<Ctx>> {
+    let path = current.config.path.clone();
+    let shown = path.display().to_string();
+    tracing::info!(config = %shown, "reloading the configuration");
+    let loaded = tokio::task::spawn_blocking(move || crate::config::load(&path)).await;
+    let config = match loaded {
+        Ok(Ok(c)) => c,
+        Ok(Err(errs)) => {
+            for d in &errs.0 {
+                tracing::error!(problem = %d, "configuration error");
+            }
+            tracing::error!(errors = errs.0.len(), config = %shown,
+                "reload refused; keeping the running configuration");
+            return None;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reload failed; keeping the running configuration");
+            return None;
+        }
+    };
+    for w in &config.warnings {
+        tracing::warn!(warning = %w, "rule warning");
+    }
+    let fetcher = match Fetcher::new(&config.daemon) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "reload failed; keeping the running configuration");
+            return None;
+        }
+    };
+    if config.daemon.state_dir != current.config.daemon.state_dir {
+        tracing::warn!(
+            "state_dir changed; it takes effect at the next start (the running state database stays)"
+        );
+    }
+    let fetches = config.daemon.max_concurrent_fetches;
+    Some(Arc::new(Ctx {
+        state: current.state.clone(),
+        fetcher,
+        fetch_slots: Semaphore::new(fetches),
+        parse_slots: Semaphore::new(fetches.clamp(1, 4)),
+        stats: Stats::default(),
+        config: Arc::new(config),
+    }))
 }
 
-/// [`run`], reporting to systemd (`sd`): see the module docs.
-pub async fn run_supervised(
-    ctx: Arc<Ctx>,
+/// What runs for one configuration: a delivery worker per sink and a task
+/// per feed, under one cancellation token.
+struct Generation {
+    tracker: TaskTracker,
     cancel: CancellationToken,
-    sd: Systemd,
-) -> anyhow::Result<()> {
-    let config = ctx.config.clone();
-    let retention = config.daemon.seen_retention;
-    let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
-    let pruned = ctx.state.call(move |s| s.prune_seen(cutoff)).await?;
-    tracing::info!(feeds = config.feeds.len(), rules = config.rules.len(), sinks = config.sinks.len(),
-        state = %ctx.state.path().display(), pruned, "wirewatch started");
+    live: Arc<Liveness>,
+}
 
+/// Starts the workers and feed tasks of `ctx`'s configuration. `first`
+/// gives feeds whose first poll should wait (a reload keeps each unchanged
+/// feed's schedule).
+fn start_generation(
+    ctx: &Arc<Ctx>,
+    parent: &CancellationToken,
+    first: &HashMap<String, Duration>,
+) -> Generation {
+    let config = ctx.config.clone();
+    let cancel = parent.child_token();
     let tracker = TaskTracker::new();
     let wakes: Arc<Vec<Arc<Notify>>> = Arc::new(
         config
@@ -205,37 +258,120 @@ pub async fn run_supervised(
             wakes.clone(),
             cancel.clone(),
             (live.clone(), slot),
+            first.get(&feed.id).copied(),
         ));
     }
-    let (hctx, hlive) = (ctx.clone(), live.clone());
-    tracker.spawn(service::watchdog(sd.clone(), cancel.clone(), move || {
-        let (ctx, live) = (hctx.clone(), hlive.clone());
+    tracker.close();
+    Generation {
+        tracker,
+        cancel,
+        live,
+    }
+}
+
+/// For a reload: how long each feed that keeps its URL and interval should
+/// wait before its next poll (its schedule as the state records it).
+async fn carried_schedule(old: &Config, new: &Config, state: &State) -> HashMap<String, Duration> {
+    let kept: Vec<String> = new
+        .feeds
+        .iter()
+        .filter(|f| {
+            old.feeds
+                .iter()
+                .any(|o| o.id == f.id && o.url == f.url && o.interval == f.interval)
+        })
+        .map(|f| f.id.clone())
+        .collect();
+    let statuses = match state.call(move |s| s.feed_statuses(&kept)).await {
+        Ok(s) => s,
+        Err(_) => return HashMap::new(),
+    };
+    let now = Utc::now();
+    statuses
+        .into_iter()
+        .filter_map(|st| {
+            let at = st.next_poll_at?;
+            Some((st.feed, (at - now).to_std().unwrap_or(Duration::ZERO)))
+        })
+        .collect()
+}
+
+/// [`run`], reporting to systemd (`sd`): see the module docs.
+pub async fn run_supervised(
+    ctx: Arc<Ctx>,
+    cancel: CancellationToken,
+    sd: Systemd,
+) -> anyhow::Result<()> {
+    let mut ctx = ctx;
+    let config = ctx.config.clone();
+    let retention = config.daemon.seen_retention;
+    let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
+    let pruned = ctx.state.call(move |s| s.prune_seen(cutoff)).await?;
+    tracing::info!(feeds = config.feeds.len(), rules = config.rules.len(), sinks = config.sinks.len(),
+        state = %ctx.state.path().display(), pruned, "wirewatch started");
+
+    let mut generation = start_generation(&ctx, &cancel, &HashMap::new());
+    // The watchdog checks whatever generation is running.
+    let current = Arc::new(std::sync::Mutex::new((
+        ctx.clone(),
+        generation.live.clone(),
+    )));
+    let outer = TaskTracker::new();
+    let watched = current.clone();
+    outer.spawn(service::watchdog(sd.clone(), cancel.clone(), move || {
+        let (ctx, live) = watched
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
         async move { health(&ctx, &live).await }
     }));
-    tracker.close();
-    sd.ready(&format!(
-        "polling {} feed(s) for {} rule(s), {} sink(s)",
-        config.feeds.len(),
-        config.rules.len(),
-        config.sinks.len()
-    ));
-    // SIGHUP's default action is to terminate: catch it for the reload hook.
+    outer.close();
+    let describe = |c: &Config| {
+        format!(
+            "polling {} feed(s) for {} rule(s), {} sink(s)",
+            c.feeds.len(),
+            c.rules.len(),
+            c.sinks.len()
+        )
+    };
+    sd.ready(&describe(&config));
+    // SIGHUP's default action is to terminate: catch it for reloads.
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             Some(()) = async { hup.as_mut()?.recv().await } => {
-                // When reload_requested reloads: sd.send("RELOADING=1")
-                // here, and sd.ready(..) after a successful reload.
-                reload_requested(&ctx).await;
+                sd.send("RELOADING=1");
+                let Some(next) = reload_requested(&ctx).await else {
+                    sd.ready(&format!("{} (last reload refused: see the log)", describe(&ctx.config)));
+                    continue;
+                };
+                // The new configuration is valid: stop the old tasks (polls
+                // in flight are abandoned, deliveries in hand finish: the
+                // outbox is shared, so nothing is lost or sent twice), then
+                // start the new ones.
+                generation.cancel.cancel();
+                generation.tracker.wait().await;
+                let first = carried_schedule(&ctx.config, &next.config, &next.state).await;
+                ctx = next;
+                generation = start_generation(&ctx, &cancel, &first);
+                if let Ok(mut g) = current.lock() {
+                    *g = (ctx.clone(), generation.live.clone());
+                }
+                tracing::info!(feeds = ctx.config.feeds.len(), rules = ctx.config.rules.len(),
+                    sinks = ctx.config.sinks.len(), "configuration reloaded");
+                sd.ready(&describe(&ctx.config));
             }
         }
     }
     sd.stopping("shutting down");
     tracing::info!("shutting down");
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
-        .await
-        .is_err()
+    if tokio::time::timeout(SHUTDOWN_GRACE, async {
+        generation.tracker.wait().await;
+        outer.wait().await;
+    })
+    .await
+    .is_err()
     {
         tracing::warn!(grace = ?SHUTDOWN_GRACE,
             "shutdown: deliveries still in flight abandoned; they stay queued");

@@ -1,6 +1,7 @@
 //! systemd integration of `wirewatch run`, against a real notification
 //! socket: READY=1 only once state is open, WATCHDOG=1 pings that stop when
-//! the process is frozen, STOPPING=1 on SIGTERM, SIGHUP survived, the
+//! the process is frozen, STOPPING=1 on SIGTERM, RELOADING=1/READY=1 around
+//! a SIGHUP reload, the
 //! shutdown deadline with a stalled delivery, and the journal log format.
 //!
 //! `WATCHDOG_PID` is left unset: the test cannot know the pid of the child
@@ -121,17 +122,21 @@ fn ready_after_state_watchdog_pings_stop_when_frozen_stopping_on_sigterm() {
     ns.until("WATCHDOG=1", Duration::from_secs(3))
         .unwrap_or_else(|seen| panic!("pings did not resume after SIGCONT: {seen:?}"));
 
-    // SIGHUP (systemctl reload) is caught: logged, the daemon keeps running
-    // and keeps pinging.
+    // SIGHUP (systemctl reload) reloads: RELOADING=1, then READY=1 once
+    // the new configuration runs; the daemon keeps running and pinging.
     d.signal("HUP");
+    ns.until("RELOADING=1", Duration::from_secs(5))
+        .unwrap_or_else(|seen| panic!("no RELOADING=1 after SIGHUP: {seen:?}\n{}", d.logs()));
+    ns.until("READY=1", Duration::from_secs(10))
+        .unwrap_or_else(|seen| panic!("no READY=1 after the reload: {seen:?}\n{}", d.logs()));
     ns.until("WATCHDOG=1", Duration::from_secs(3))
         .unwrap_or_else(|seen| panic!("no ping after SIGHUP: {seen:?}\n{}", d.logs()));
     assert!(d.running(), "SIGHUP killed the daemon:\n{}", d.logs());
     assert!(
         wait_until(Duration::from_secs(3), || d
             .stderr()
-            .contains("reload is not supported")),
-        "SIGHUP not logged:\n{}",
+            .contains("configuration reloaded")),
+        "reload not logged:\n{}",
         d.logs()
     );
     assert!(
