@@ -206,6 +206,20 @@ pub async fn reload_requested(current: &Arc<Ctx>) -> Option<Arc<Ctx>> {
     }))
 }
 
+/// Watches the main config file and the rule files; `None` (logged) when
+/// the system offers no watch: SIGHUP still reloads.
+fn watch_config(config: &Config) -> Option<crate::watch::FileWatch> {
+    let mut files = vec![config.path.clone()];
+    files.extend(config.rule_files.iter().cloned());
+    match crate::watch::watch(&files) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the config files; reload with SIGHUP");
+            None
+        }
+    }
+}
+
 /// What runs for one configuration: a delivery worker per sink and a task
 /// per feed, under one cancellation token.
 struct Generation {
@@ -337,32 +351,46 @@ pub async fn run_supervised(
     sd.ready(&describe(&config));
     // SIGHUP's default action is to terminate: catch it for reloads.
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    // Edits of the config and rule files reload too.
+    let mut files = watch_config(&ctx.config);
     loop {
-        tokio::select! {
+        let reason = tokio::select! {
             _ = cancel.cancelled() => break,
-            Some(()) = async { hup.as_mut()?.recv().await } => {
-                sd.send("RELOADING=1");
-                let Some(next) = reload_requested(&ctx).await else {
-                    sd.ready(&format!("{} (last reload refused: see the log)", describe(&ctx.config)));
-                    continue;
-                };
-                // The new configuration is valid: stop the old tasks (polls
-                // in flight are abandoned, deliveries in hand finish: the
-                // outbox is shared, so nothing is lost or sent twice), then
-                // start the new ones.
-                generation.cancel.cancel();
-                generation.tracker.wait().await;
-                let first = carried_schedule(&ctx.config, &next.config, &next.state).await;
-                ctx = next;
-                generation = start_generation(&ctx, &cancel, &first);
-                if let Ok(mut g) = current.lock() {
-                    *g = (ctx.clone(), generation.live.clone());
-                }
-                tracing::info!(feeds = ctx.config.feeds.len(), rules = ctx.config.rules.len(),
-                    sinks = ctx.config.sinks.len(), "configuration reloaded");
-                sd.ready(&describe(&ctx.config));
+            Some(()) = async { hup.as_mut()?.recv().await } => "SIGHUP".to_string(),
+            Some(path) = async { files.as_mut()?.settled_change().await } => {
+                format!("{} changed", path.display())
             }
+        };
+        tracing::info!(reason = %reason, "reload requested");
+        sd.send("RELOADING=1");
+        let Some(next) = reload_requested(&ctx).await else {
+            sd.ready(&format!(
+                "{} (last reload refused: see the log)",
+                describe(&ctx.config)
+            ));
+            continue;
+        };
+        // The new configuration is valid: stop the old tasks (polls in
+        // flight are abandoned, deliveries in hand finish: the outbox is
+        // shared and no sink ever has two workers, so nothing is lost or
+        // sent twice), then start the new ones.
+        generation.cancel.cancel();
+        generation.tracker.wait().await;
+        let first = carried_schedule(&ctx.config, &next.config, &next.state).await;
+        ctx = next;
+        generation = start_generation(&ctx, &cancel, &first);
+        if let Ok(mut g) = current.lock() {
+            *g = (ctx.clone(), generation.live.clone());
         }
+        // The rule files may have changed too.
+        files = watch_config(&ctx.config);
+        tracing::info!(
+            feeds = ctx.config.feeds.len(),
+            rules = ctx.config.rules.len(),
+            sinks = ctx.config.sinks.len(),
+            "configuration reloaded"
+        );
+        sd.ready(&describe(&ctx.config));
     }
     sd.stopping("shutting down");
     tracing::info!("shutting down");

@@ -40,3 +40,4 @@ pub mod sink;
 pub mod snippet;
 pub mod state;
 pub mod text;
+pub mod watch;

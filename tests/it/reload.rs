@@ -116,3 +116,72 @@ fn sighup_applies_valid_edits_and_refuses_broken_ones() {
     daemon.signal("TERM");
     assert!(daemon.wait_exit(Duration::from_secs(15)).is_some());
 }
+
+/// Saving the rules file is enough: the daemon notices the edit (also when
+/// the editor saves by renaming a new file over the old one) and reloads.
+#[test]
+fn editing_the_rules_file_reloads_without_a_signal() {
+    let srv = TestServer::start();
+    srv.route(
+        "/b.xml",
+        Route::ok(
+            RSS,
+            rss(
+                "B",
+                &[entry("b1", "Weather turns cold", "Frost in the north.")],
+            ),
+        ),
+    );
+    let ws = Workspace::new(&Config::new(KURSK_RULES).feed("b", &srv.url("/b.xml")));
+    let daemon = ws.spawn_daemon();
+    assert!(
+        wait_until(Duration::from_secs(10), || srv.hits("/b.xml") >= 1),
+        "{}",
+        daemon.logs()
+    );
+    assert!(ws.alerts().is_empty());
+    // Saved by rename, as many editors do.
+    ws.write(
+        ".rules.toml.tmp",
+        format!("{KURSK_RULES}\n[[rule]]\nid = \"weather\"\nquery = 'weather'\n"),
+    );
+    std::fs::rename(
+        ws.path().join(".rules.toml.tmp"),
+        ws.path().join("rules.toml"),
+    )
+    .expect("rename");
+    assert!(
+        wait_until(Duration::from_secs(10), || daemon
+            .logs()
+            .contains("configuration reloaded")),
+        "the edit was not picked up:\n{}",
+        daemon.logs()
+    );
+    // New rules apply to new items (b1 was seen before the edit).
+    srv.route(
+        "/b.xml",
+        Route::ok(
+            RSS,
+            rss(
+                "B",
+                &[
+                    entry("b2", "Weather warning for the coast", "Storms expected."),
+                    entry("b1", "Weather turns cold", "Frost in the north."),
+                ],
+            ),
+        ),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || ws.alerts().len() == 1),
+        "{}",
+        daemon.logs()
+    );
+    assert_eq!(titles(&ws.alerts()), vec!["Weather warning for the coast"]);
+    let logs = daemon.logs();
+    assert!(logs.contains("rules.toml changed"), "{logs}");
+    assert_eq!(
+        logs.matches("configuration reloaded").count(),
+        1,
+        "one save, one reload:\n{logs}"
+    );
+}
