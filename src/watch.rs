@@ -94,7 +94,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("wirewatch.toml");
         std::fs::write(&cfg, "a").unwrap();
-        let mut w = watch(&[cfg.clone()]).unwrap();
+        let mut w = watch(std::slice::from_ref(&cfg)).unwrap();
         // Another file in the same directory: ignored.
         std::fs::write(dir.path().join("other.txt"), "x").unwrap();
         assert!(
