@@ -32,6 +32,10 @@ use crate::pipeline::{poll_feed, Ctx, PollError, Stats};
 use crate::service::{self, Liveness, Systemd};
 use crate::state::State;
 
+/// Consecutive failures after which a feed counts as broken (logged once,
+/// flagged by `status`).
+pub const BROKEN_AFTER: u32 = 5;
+
 /// Longest wait between polls of a failing feed.
 const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
 
@@ -111,9 +115,27 @@ async fn feed_loop(
                 }
                 None
             }
+            Err(e) if e.http_status() == Some(410) => {
+                tracing::error!(feed = %feed.id, url = %feed.url,
+                    "feed is gone (HTTP 410): no longer polled until the next start or reload; remove it from the config");
+                let id = feed.id.clone();
+                if let Err(se) = ctx
+                    .state
+                    .call(move |s| s.record_gone(&id, Utc::now()))
+                    .await
+                {
+                    tracing::warn!(feed = %feed.id, error = %se, "cannot record the feed as gone");
+                }
+                return;
+            }
             Err(e) => {
                 failures += 1;
-                tracing::warn!(feed = %feed.id, failures, error = %e, "poll failed");
+                if failures == BROKEN_AFTER {
+                    tracing::error!(feed = %feed.id, failures, error = %e,
+                        "feed keeps failing; polled with growing pauses (up to 6 h) and flagged in `wirewatch status`");
+                } else {
+                    tracing::warn!(feed = %feed.id, failures, error = %e, "poll failed");
+                }
                 e.retry_after()
             }
         };

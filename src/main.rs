@@ -556,7 +556,7 @@ fn print_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         } else {
             writeln!(
                 out,
-                "{:<24} {:<7} ok {}  tried {}  failures {}  seen {}  items {}  next {}{}",
+                "{:<24} {:<7} ok {}  tried {}  failures {}  seen {}  items {}  next {}{}{}",
                 s.feed,
                 s.last_status.map_or("-".into(), |c| c.to_string()),
                 when(s.last_ok_at),
@@ -565,6 +565,17 @@ fn print_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
                 s.seen_items,
                 s.last_items.map_or("-".into(), |n| n.to_string()),
                 when(s.next_poll_at),
+                match (s.gone_at, s.consecutive_failures >= daemon::BROKEN_AFTER) {
+                    (Some(t), _) => format!(
+                        "\n    GONE: answered 410 Gone at {}; not polled until the next start or reload (remove it from the config)",
+                        when(Some(t))
+                    ),
+                    (None, true) => format!(
+                        "\n    BROKEN: {} failures in a row; polled with growing pauses (up to 6 h)",
+                        s.consecutive_failures
+                    ),
+                    _ => String::new(),
+                },
                 s.last_error
                     .map(|e| format!("\n    last error: {e}"))
                     .unwrap_or_default()

@@ -65,6 +65,14 @@ pub enum PollError {
 }
 
 impl PollError {
+    /// The HTTP status that failed the poll, if it was one.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            PollError::Fetch(f) => f.status(),
+            _ => None,
+        }
+    }
+
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             PollError::Fetch(FetchError::Status { retry_after, .. }) => *retry_after,

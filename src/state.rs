@@ -88,6 +88,8 @@ const MIGRATIONS: &[&str] = &[
         items_alerted INTEGER NOT NULL DEFAULT 0,
         alerts_queued INTEGER NOT NULL DEFAULT 0
     );",
+    // 5: feeds that answered 410 Gone
+    "ALTER TABLE feeds ADD COLUMN gone_at INTEGER;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -150,6 +152,8 @@ pub struct FeedStatus {
     pub last_items: Option<u64>,
     /// When the running daemon means to poll it next.
     pub next_poll_at: Option<DateTime<Utc>>,
+    /// Set when the feed answered 410 Gone: the daemon stopped polling it.
+    pub gone_at: Option<DateTime<Utc>>,
 }
 
 impl FeedStatus {
@@ -164,6 +168,7 @@ impl FeedStatus {
             seen_items: 0,
             last_items: None,
             next_poll_at: None,
+            gone_at: None,
         }
     }
 }
@@ -433,7 +438,7 @@ impl State {
                  etag = excluded.etag, last_modified = excluded.last_modified,
                  last_status = excluded.last_status, last_error = NULL,
                  consecutive_failures = 0, last_ok_at = excluded.last_ok_at,
-                 last_attempt_at = excluded.last_attempt_at,
+                 last_attempt_at = excluded.last_attempt_at, gone_at = NULL,
                  first_poll_at = COALESCE(feeds.first_poll_at, excluded.first_poll_at)",
             params![
                 feed_id,
@@ -498,7 +503,7 @@ impl State {
             "INSERT INTO feeds (feed_id, last_status, consecutive_failures, last_ok_at, last_attempt_at)
              VALUES (?1, ?2, 0, ?3, ?3)
              ON CONFLICT (feed_id) DO UPDATE SET last_status = excluded.last_status,
-                 last_error = NULL, consecutive_failures = 0,
+                 last_error = NULL, consecutive_failures = 0, gone_at = NULL,
                  last_ok_at = excluded.last_ok_at, last_attempt_at = excluded.last_attempt_at",
             params![feed_id, status, ms(now)],
         )?;
@@ -535,7 +540,7 @@ impl State {
         let mut stmt = conn.prepare_cached(
             "SELECT last_status, consecutive_failures, last_error, last_ok_at, last_attempt_at,
                     (SELECT COUNT(*) FROM seen WHERE seen.feed_id = feeds.feed_id),
-                    last_items, next_poll_at
+                    last_items, next_poll_at, gone_at
              FROM feeds WHERE feed_id = ?1",
         )?;
         let mut out = Vec::new();
@@ -552,12 +557,23 @@ impl State {
                         seen_items: r.get(5)?,
                         last_items: r.get(6)?,
                         next_poll_at: from_ms(r.get(7)?),
+                        gone_at: from_ms(r.get(8)?),
                     })
                 })
                 .optional()?;
             out.push(row.unwrap_or_else(|| FeedStatus::never_polled(id)));
         }
         Ok(out)
+    }
+
+    /// The feed answered 410 Gone: the daemon stops polling it (until the
+    /// next start or reload, which try it once more).
+    pub fn record_gone(&self, feed_id: &str, now: DateTime<Utc>) -> Result<(), StateError> {
+        self.lock().execute(
+            "UPDATE feeds SET gone_at = ?2, next_poll_at = NULL WHERE feed_id = ?1",
+            params![feed_id, ms(now)],
+        )?;
+        Ok(())
     }
 
     /// When the daemon will poll `feed_id` next (shown by `status`).

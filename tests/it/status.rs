@@ -135,3 +135,58 @@ fn status_shows_items_next_poll_and_today() {
     );
     drop(daemon);
 }
+
+/// A feed answering 410 Gone is polled once, then left alone and reported;
+/// a feed that keeps failing is flagged as broken; the others go on.
+#[test]
+fn gone_feeds_stop_and_broken_feeds_are_flagged() {
+    let srv = TestServer::start();
+    srv.route("/gone.xml", Route::status(410));
+    srv.route("/broken.xml", Route::status(500));
+    srv.route(
+        "/ok.xml",
+        Route::ok(
+            RSS,
+            rss("Ok", &[entry("o1", "Kursk road open", "Traffic flows.")]),
+        ),
+    );
+    let ws = Workspace::new(
+        &Config::new(KURSK_RULES)
+            .feed("gone", &srv.url("/gone.xml"))
+            .feed("broken", &srv.url("/broken.xml"))
+            .feed("ok", &srv.url("/ok.xml")),
+    );
+    for _ in 0..5 {
+        ws.once_ok();
+    }
+    let daemon = ws.spawn_daemon();
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || srv.hits("/ok.xml")
+            >= 8),
+        "{}",
+        daemon.logs()
+    );
+    assert_eq!(
+        srv.hits("/gone.xml"),
+        6,
+        "five `once` runs and one daemon poll"
+    );
+    assert!(
+        daemon.logs().contains("feed is gone (HTTP 410)"),
+        "{}",
+        daemon.logs()
+    );
+    let human = ws.cli("status", &[]);
+    assert!(
+        human.stdout.contains("GONE: answered 410 Gone"),
+        "{}",
+        human.stdout
+    );
+    assert!(human.stdout.contains("BROKEN: "), "{}", human.stdout);
+    let st = ws.status();
+    assert_rfc3339(&st["gone"]["gone_at"], "gone_at");
+    assert!(st["ok"]["gone_at"].is_null());
+    assert!(st["broken"]["consecutive_failures"].as_u64().unwrap_or(0) >= 5);
+    assert_eq!(ws.alerts().len(), 1, "the healthy feed alerts");
+    drop(daemon);
+}
