@@ -33,7 +33,7 @@ use async_trait::async_trait;
 use notify_rust::{Notification, NotificationResponse, Timeout, Urgency};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{Sink, SinkError};
+use super::{is_hidden, shown, snippet_runs, Sink, SinkError};
 use crate::config::{DesktopConfig, Expire};
 use crate::model::{Alert, Snippet};
 
@@ -273,24 +273,6 @@ fn urgency(severity: &str) -> Urgency {
     }
 }
 
-/// Bidi controls and other invisible format characters that could reorder
-/// or hide what the person reads.
-fn is_hidden(c: char) -> bool {
-    matches!(c,
-        '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
-}
-
-/// A feed char as shown: line breaks and tabs become spaces, other control
-/// and bidi/format characters are dropped.
-fn shown(c: char) -> Option<char> {
-    match c {
-        '\n' | '\r' | '\t' | '\u{2028}' | '\u{2029}' => Some(' '),
-        c if c.is_control() || is_hidden(c) => None,
-        c => Some(c),
-    }
-}
-
 fn push_text(out: &mut String, c: char, markup: bool) {
     if !markup {
         out.push(c);
@@ -335,36 +317,17 @@ fn summary(alert: &Alert) -> String {
 /// walking so the char offsets of `highlights` stay right.
 pub fn snippet_text(snippet: &Snippet, markup: bool) -> String {
     let mut out = String::with_capacity(snippet.text.len() + 16);
-    let mut spans = snippet
-        .highlights
-        .iter()
-        .copied()
-        .filter(|(s, e)| s < e)
-        .peekable();
-    let mut inside: Option<usize> = None;
-    for (i, c) in snippet.text.chars().enumerate() {
-        if inside.is_some_and(|end| i >= end) {
-            out.push_str("</b>");
-            inside = None;
+    for (hit, text) in snippet_runs(snippet) {
+        let bold = hit && markup;
+        if bold {
+            out.push_str("<b>");
         }
-        while spans.peek().is_some_and(|&(_, e)| e <= i) {
-            spans.next();
-        }
-        if markup && inside.is_none() {
-            if let Some(&(s, e)) = spans.peek() {
-                if s <= i {
-                    out.push_str("<b>");
-                    inside = Some(e);
-                    spans.next();
-                }
-            }
-        }
-        if let Some(c) = shown(c) {
+        for c in text.chars() {
             push_text(&mut out, c, markup);
         }
-    }
-    if inside.is_some() {
-        out.push_str("</b>");
+        if bold {
+            out.push_str("</b>");
+        }
     }
     out
 }

@@ -232,42 +232,14 @@ pub fn subject(template: &str, alert: &Alert) -> String {
     }
 }
 
-/// The snippet cut into runs of (is a hit, text). Highlights are char
-/// offsets (half-open); out-of-range or overlapping ones are tolerated.
-/// Control characters are dropped and line breaks become spaces.
+/// The snippet cut into runs of (is a hit, text): [`super::snippet_runs`]
+/// with touching hits joined.
 pub fn segments(snippet: &Snippet) -> Vec<(bool, String)> {
-    let mut spans = snippet
-        .highlights
-        .iter()
-        .copied()
-        .filter(|(s, e)| s < e)
-        .peekable();
     let mut out: Vec<(bool, String)> = Vec::new();
-    let mut inside: Option<usize> = None;
-    for (i, c) in snippet.text.chars().enumerate() {
-        if inside.is_some_and(|end| i >= end) {
-            inside = None;
-        }
-        while spans.peek().is_some_and(|&(_, e)| e <= i) {
-            spans.next();
-        }
-        if inside.is_none() {
-            if let Some(&(s, e)) = spans.peek() {
-                if s <= i {
-                    inside = Some(e);
-                    spans.next();
-                }
-            }
-        }
-        let c = match c {
-            '\n' | '\r' | '\t' => ' ',
-            c if c.is_control() => continue,
-            c => c,
-        };
-        let hit = inside.is_some();
+    for (hit, text) in super::snippet_runs(snippet) {
         match out.last_mut() {
-            Some((h, s)) if *h == hit => s.push(c),
-            _ => out.push((hit, c.to_string())),
+            Some((h, t)) if *h == hit => t.push_str(&text),
+            _ => out.push((hit, text)),
         }
     }
     out

@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::config::{SinkConfig, SinkKind};
-use crate::model::{Alert, Digest};
+use crate::model::{Alert, Digest, Snippet};
 
 pub use desktop::DesktopSink;
 pub use email::EmailSink;
@@ -29,6 +29,70 @@ pub use exec::ExecSink;
 pub use jsonl::JsonlSink;
 pub use stdout::{render_alert, StdoutSink};
 pub use webhook::{sign, WebhookSink};
+
+/// Bidi controls and other invisible format characters that could reorder
+/// or hide what the person reads.
+pub fn is_hidden(c: char) -> bool {
+    matches!(c,
+        '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// A character of feed text as every sink shows it: line breaks and tabs
+/// become spaces; other control characters and the hidden characters of
+/// [`is_hidden`] are dropped.
+pub fn shown(c: char) -> Option<char> {
+    match c {
+        '\n' | '\r' | '\t' | '\u{2028}' | '\u{2029}' => Some(' '),
+        c if c.is_control() || is_hidden(c) => None,
+        c => Some(c),
+    }
+}
+
+/// The snippet cut into runs of (is a hit, text as [`shown`]), one run per
+/// highlight span; see [`runs_of`].
+pub fn snippet_runs(snippet: &Snippet) -> Vec<(bool, String)> {
+    runs_of(&snippet.text, &snippet.highlights)
+}
+
+/// `text` cut into runs of (is a hit, text as [`shown`]), one run per span.
+/// Spans are half-open char offsets into the raw text, taken in order as
+/// snippets give them (sorted, merged); a span ending before the current
+/// char is skipped, so empty, out-of-range or out-of-order spans never
+/// unbalance anything. Characters are dropped while walking, so the offsets
+/// stay right.
+pub fn runs_of(text: &str, spans: &[(usize, usize)]) -> Vec<(bool, String)> {
+    let mut spans = spans.iter().copied().filter(|(s, e)| s < e).peekable();
+    let mut out: Vec<(bool, String)> = Vec::new();
+    // The end of the span we are in, and whether the last run belongs to it.
+    let mut inside: Option<usize> = None;
+    let mut run_open = false;
+    for (i, c) in text.chars().enumerate() {
+        if inside.is_some_and(|end| i >= end) {
+            inside = None;
+            run_open = false;
+        }
+        while spans.peek().is_some_and(|&(_, e)| e <= i) {
+            spans.next();
+        }
+        if inside.is_none() {
+            if let Some(&(s, e)) = spans.peek() {
+                if s <= i {
+                    inside = Some(e);
+                    spans.next();
+                    run_open = false;
+                }
+            }
+        }
+        let Some(c) = shown(c) else { continue };
+        match out.last_mut() {
+            Some((_, t)) if run_open => t.push(c),
+            _ => out.push((inside.is_some(), c.to_string())),
+        }
+        run_open = true;
+    }
+    out
+}
 
 /// Why a delivery failed, and what the deliverer does about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,6 +12,7 @@
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
+use super::{runs_of, shown};
 use crate::config::{WebhookConfig, WebhookFormat};
 use crate::model::{Alert, Snippet};
 
@@ -93,24 +94,8 @@ const UNTITLED: &str = "Untitled";
 // ---------------------------------------------------------------------------
 // Cleaning, highlight runs, fitting
 
-/// What to do with one character of feed text: line breaks and tabs become
-/// spaces; other control characters and the bidi controls (which can make
-/// a message read differently from what it says) are dropped.
-fn clean_char(c: char) -> Option<char> {
-    match c {
-        '\n' | '\r' | '\t' | '\u{2028}' | '\u{2029}' => Some(' '),
-        '\u{061C}'
-        | '\u{200E}'
-        | '\u{200F}'
-        | '\u{202A}'..='\u{202E}'
-        | '\u{2066}'..='\u{2069}' => None,
-        c if c.is_control() => None,
-        c => Some(c),
-    }
-}
-
 fn clean(s: &str) -> String {
-    s.chars().filter_map(clean_char).collect()
+    s.chars().filter_map(shown).collect()
 }
 
 /// A piece of snippet text and whether it is highlighted.
@@ -121,13 +106,21 @@ type Run = (String, bool);
 /// highlighted run never starts or ends with a space: markdown would not
 /// render `** word**` as bold.
 fn runs(snippet: &Snippet) -> Vec<Run> {
+    // A char is a hit when any span covers it, in whatever order they come.
+    let mut spans: Vec<(usize, usize)> = snippet.highlights.clone();
+    spans.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+    for (s, e) in spans.into_iter().filter(|(s, e)| s < e) {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
     let mut raw: Vec<Run> = Vec::new();
-    for (i, c) in snippet.text.chars().enumerate() {
-        let Some(c) = clean_char(c) else { continue };
-        let hl = snippet.highlights.iter().any(|&(s, e)| s <= i && i < e);
+    for (hit, text) in runs_of(&snippet.text, &merged) {
         match raw.last_mut() {
-            Some((t, h)) if *h == hl => t.push(c),
-            _ => raw.push((c.to_string(), hl)),
+            Some((t, h)) if *h == hit => t.push_str(&text),
+            _ => raw.push((text, hit)),
         }
     }
     let mut out: Vec<Run> = Vec::new();

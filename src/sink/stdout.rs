@@ -63,38 +63,14 @@ fn clean(s: &str) -> String {
 pub fn highlight(snippet: &Snippet, color: bool) -> String {
     let (open, close) = if color { (HIT, RESET) } else { ("[", "]") };
     let mut out = String::with_capacity(snippet.text.len() + 16);
-    let mut spans = snippet
-        .highlights
-        .iter()
-        .copied()
-        .filter(|(s, e)| s < e)
-        .peekable();
-    let mut inside: Option<usize> = None;
-    for (i, c) in snippet.text.chars().enumerate() {
-        if inside.is_some_and(|end| i >= end) {
+    for (hit, text) in super::snippet_runs(snippet) {
+        if hit {
+            out.push_str(open);
+            out.push_str(&text);
             out.push_str(close);
-            inside = None;
+        } else {
+            out.push_str(&text);
         }
-        while spans.peek().is_some_and(|&(_, e)| e <= i) {
-            spans.next();
-        }
-        if inside.is_none() {
-            if let Some(&(s, e)) = spans.peek() {
-                if s <= i {
-                    out.push_str(open);
-                    inside = Some(e);
-                    spans.next();
-                }
-            }
-        }
-        match c {
-            '\n' | '\r' | '\t' => out.push(' '),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    if inside.is_some() {
-        out.push_str(close);
     }
     out
 }
