@@ -588,20 +588,14 @@ fn email_config_errors_name_the_place() {
     let out = ws.cli("check", &[]);
     out.expect_code(2);
     let text = cfg.config_text();
-    let at = |off: usize| -> String {
-        let line = text[..off].matches('\n').count() + 1;
-        let col = off - text[..off].rfind('\n').map_or(0, |i| i + 1) + 1;
-        format!("config.toml:{line}:{col}: ")
-    };
-    let place = |needle: &str| -> String {
-        at(text
-            .find(needle)
-            .unwrap_or_else(|| panic!("{needle} not in config")))
-    };
+    let place = |needle: &str| config_place(&text, needle);
     // The first `needle` after `anchor`.
     let place_after = |anchor: &str, needle: &str| -> String {
         let start = text.find(anchor).expect("anchor in config");
-        at(start + text[start..].find(needle).expect("needle after anchor"))
+        config_place_at(
+            &text,
+            start + text[start..].find(needle).expect("needle after anchor"),
+        )
     };
     let expect = [
         (place("\"ssl\""), "`tls` must be"),
@@ -613,15 +607,7 @@ fn email_config_errors_name_the_place() {
         (place("\"missing-ca.pem\""), "cannot read `ca_file`"),
         (place("\"smtp://"), "host name or an IP address"),
     ];
-    for (at, what) in expect {
-        assert!(
-            out.stderr
-                .lines()
-                .any(|l| l.contains(&at) && l.contains(what)),
-            "expected `{at}… {what}` in:\n{}",
-            out.stderr
-        );
-    }
+    assert_placed(&out.stderr, &expect);
     assert!(
         out.stderr.contains("an email sink needs `to`"),
         "{}",

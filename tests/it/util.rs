@@ -702,6 +702,34 @@ pub fn assert_highlights(alert: &Value) {
     }
 }
 
+/// `config.toml:LINE:COL: ` for byte offset `off` of the config `text`, as
+/// `check` prints it.
+pub fn config_place_at(text: &str, off: usize) -> String {
+    let line = text[..off].matches('\n').count() + 1;
+    let col = off - text[..off].rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("config.toml:{line}:{col}: ")
+}
+
+/// [`config_place_at`] of the first `needle` in `text`.
+#[track_caller]
+pub fn config_place(text: &str, needle: &str) -> String {
+    let off = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} not in config"));
+    config_place_at(text, off)
+}
+
+/// Every `(place, words)` pair is on one line of `stderr`.
+#[track_caller]
+pub fn assert_placed(stderr: &str, expect: &[(String, &str)]) {
+    for (at, what) in expect {
+        assert!(
+            stderr.lines().any(|l| l.contains(at) && l.contains(what)),
+            "expected `{at}… {what}` in:\n{stderr}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

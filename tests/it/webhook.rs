@@ -457,14 +457,7 @@ fn webhook_config_errors_name_the_place() {
     let out = ws.cli("check", &[]);
     out.expect_code(2);
     let text = cfg.config_text();
-    let place = |needle: &str| -> String {
-        let off = text
-            .find(needle)
-            .unwrap_or_else(|| panic!("{needle} not in config"));
-        let line = text[..off].matches('\n').count() + 1;
-        let col = off - text[..off].rfind('\n').map_or(0, |i| i + 1) + 1;
-        format!("config.toml:{line}:{col}: ")
-    };
+    let place = |needle: &str| config_place(&text, needle);
     let expect = [
         (place("\"ftp://"), "http:// or https://"),
         (place("\"not-a-whsec\""), "whsec_"),
@@ -480,15 +473,7 @@ fn webhook_config_errors_name_the_place() {
         ),
         (place("\"#desk:example.test\""), "not an alias"),
     ];
-    for (at, what) in expect {
-        assert!(
-            out.stderr
-                .lines()
-                .any(|l| l.contains(&at) && l.contains(what)),
-            "expected `{at}… {what}` in:\n{}",
-            out.stderr
-        );
-    }
+    assert_placed(&out.stderr, &expect);
     assert!(
         out.stderr.contains("format \"ntfy\" needs `topic`"),
         "{}",
