@@ -112,8 +112,12 @@ enum Outcome {
     Delivered,
     /// Held back for a digest.
     Held,
-    /// Transient failure: stop the pass, hold the sink.
-    Hold(Duration),
+    /// Transient failure: stop the pass, hold the sink; `buried` alerts
+    /// went past the retry horizon.
+    Hold {
+        wait: Duration,
+        buried: usize,
+    },
     /// This message failed but later ones may go ahead.
     Next {
         buried: usize,
@@ -200,10 +204,7 @@ async fn settle(
                     Ok(n + if expired { seqs.len() } else { 0 })
                 })
                 .await?;
-            stats
-                .alerts_dead
-                .fetch_add(buried as u64, Ordering::Relaxed);
-            Ok(Outcome::Hold(wait))
+            Ok(Outcome::Hold { wait, buried })
         }
         Err(SinkError::Rejected { message }) => {
             let bury = expired || attempt >= REJECTED_TRIES;
@@ -227,11 +228,9 @@ async fn settle(
                     Ok(())
                 })
                 .await?;
-            let buried = if bury { n } else { 0 };
-            stats
-                .alerts_dead
-                .fetch_add(buried as u64, Ordering::Relaxed);
-            Ok(Outcome::Next { buried })
+            Ok(Outcome::Next {
+                buried: if bury { n } else { 0 },
+            })
         }
         Err(SinkError::Gone { message }) => {
             let endpoint = lane.sink.endpoint().to_string();
@@ -453,8 +452,9 @@ fn tally(report: &mut DrainReport, outcome: Outcome) -> bool {
             report.failed += usize::from(buried > 0);
             report.buried += buried;
         }
-        Outcome::Hold(wait) => {
+        Outcome::Hold { wait, buried } => {
             report.failed += 1;
+            report.buried += buried;
             report.hold = Some(wait);
             return false;
         }

@@ -29,7 +29,6 @@ pub struct Stats {
     pub new_items: AtomicU64,
     pub alerts_queued: AtomicU64,
     pub alerts_delivered: AtomicU64,
-    pub alerts_dead: AtomicU64,
 }
 
 /// Everything a poll needs; shared by all feed tasks.

@@ -643,11 +643,6 @@ impl State {
         Ok(from_ms(v))
     }
 
-    /// The sink confirmed the alert: remove it and count the delivery.
-    pub fn ack(&self, seq: i64, now: DateTime<Utc>) -> Result<(), StateError> {
-        self.ack_all(&[seq], now)
-    }
-
     /// The sink confirmed these alerts (one alert, or a digest of several):
     /// remove them and count one delivery, in one transaction.
     pub fn ack_all(&self, seqs: &[i64], now: DateTime<Utc>) -> Result<(), StateError> {
@@ -903,17 +898,6 @@ impl State {
         Ok(row)
     }
 
-    /// Live alerts waiting per sink: `(sink id, count)`.
-    pub fn pending_counts(&self) -> Result<Vec<(String, u64)>, StateError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
-            "SELECT sink_id, COUNT(*) FROM outbox WHERE dead_at IS NULL
-             GROUP BY sink_id ORDER BY sink_id",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     /// Delivery health of the given sinks plus any other sink that still
     /// has rows (a sink removed from the config), in that order.
     pub fn sink_statuses(&self, sink_ids: &[String]) -> Result<Vec<SinkStatus>, StateError> {
@@ -1081,10 +1065,13 @@ mod tests {
         assert!(s.unseen("other", &["a".into()]).unwrap() == vec!["a"]);
         let due = s.due("out", now, 10).unwrap();
         assert_eq!(due.len(), 1, "duplicate alert ids are queued once per sink");
-        assert_eq!(
-            s.pending_counts().unwrap(),
-            vec![("log".into(), 1), ("out".into(), 1)]
-        );
+        let pending: Vec<(String, u64)> = s
+            .sink_statuses(&[])
+            .unwrap()
+            .into_iter()
+            .map(|st| (st.sink, st.pending))
+            .collect();
+        assert_eq!(pending, vec![("log".into(), 1), ("out".into(), 1)]);
         s.retry_later(due[0].seq, "boom", now, now + chrono::Duration::seconds(60))
             .unwrap();
         assert!(s.due("out", now, 10).unwrap().is_empty());
@@ -1092,7 +1079,7 @@ mod tests {
             .due("out", now + chrono::Duration::seconds(61), 10)
             .unwrap();
         assert_eq!(later[0].attempts, 1);
-        s.ack(later[0].seq, now).unwrap();
+        s.ack_all(&[later[0].seq], now).unwrap();
         assert_eq!(s.next_due("out").unwrap(), None);
     }
 

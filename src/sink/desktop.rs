@@ -33,7 +33,7 @@ use async_trait::async_trait;
 use notify_rust::{Notification, NotificationResponse, Timeout, Urgency};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{is_hidden, shown, snippet_runs, Sink, SinkError};
+use super::{is_hidden, push_html_escaped, shown, snippet_runs, Sink, SinkError};
 use crate::config::{DesktopConfig, Expire};
 use crate::model::{Alert, Snippet};
 
@@ -274,17 +274,10 @@ fn urgency(severity: &str) -> Urgency {
 }
 
 fn push_text(out: &mut String, c: char, markup: bool) {
-    if !markup {
+    if markup {
+        push_html_escaped(out, c);
+    } else {
         out.push(c);
-        return;
-    }
-    match c {
-        '&' => out.push_str("&amp;"),
-        '<' => out.push_str("&lt;"),
-        '>' => out.push_str("&gt;"),
-        '"' => out.push_str("&quot;"),
-        '\'' => out.push_str("&#39;"),
-        c => out.push(c),
     }
 }
 

@@ -311,14 +311,7 @@ pub fn render_text(alert: &Alert) -> String {
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+        super::push_html_escaped(&mut out, c);
     }
     out
 }

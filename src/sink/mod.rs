@@ -38,6 +38,18 @@ pub fn is_hidden(c: char) -> bool {
         | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
+/// Appends `c` escaped for HTML text or a quoted attribute value.
+pub fn push_html_escaped(out: &mut String, c: char) {
+    match c {
+        '&' => out.push_str("&amp;"),
+        '<' => out.push_str("&lt;"),
+        '>' => out.push_str("&gt;"),
+        '"' => out.push_str("&quot;"),
+        '\'' => out.push_str("&#39;"),
+        c => out.push(c),
+    }
+}
+
 /// A character of feed text as every sink shows it: line breaks and tabs
 /// become spaces; other control characters and the hidden characters of
 /// [`is_hidden`] are dropped.

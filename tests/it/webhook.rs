@@ -378,6 +378,12 @@ fn rejected_and_expired_alerts_become_dead_letters() {
     std::thread::sleep(Duration::from_millis(1200));
     let out = ws.once_ok();
     assert!(out.stderr.contains("dead letter"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("1 alert(s) gave up and were kept as dead letters"),
+        "{}",
+        out.stderr
+    );
     let listing = ws.cli("alerts", &[]);
     assert!(
         listing.stdout.contains("0 waiting, 1 dead"),
