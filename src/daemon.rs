@@ -48,6 +48,11 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Opens state and builds the shared context.
 pub fn context(config: Arc<Config>) -> anyhow::Result<Arc<Ctx>> {
     let state = State::open_dir(&config.daemon.state_dir)?;
+    context_with(config, state)
+}
+
+/// The shared context for `config` on an open state database.
+fn context_with(config: Arc<Config>, state: State) -> anyhow::Result<Arc<Ctx>> {
     let fetcher = Fetcher::new(&config.daemon)?;
     let fetches = config.daemon.max_concurrent_fetches;
     Ok(Arc::new(Ctx {
@@ -205,27 +210,18 @@ pub async fn reload_requested(current: &Arc<Ctx>) -> Option<Arc<Ctx>> {
     for w in &config.warnings {
         tracing::warn!(warning = %w, "rule warning");
     }
-    let fetcher = match Fetcher::new(&config.daemon) {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!(error = %e, "reload failed; keeping the running configuration");
-            return None;
-        }
-    };
     if config.daemon.state_dir != current.config.daemon.state_dir {
         tracing::warn!(
             "state_dir changed; it takes effect at the next start (the running state database stays)"
         );
     }
-    let fetches = config.daemon.max_concurrent_fetches;
-    Some(Arc::new(Ctx {
-        state: current.state.clone(),
-        fetcher,
-        fetch_slots: Semaphore::new(fetches),
-        parse_slots: Semaphore::new(fetches.clamp(1, 4)),
-        stats: Stats::default(),
-        config: Arc::new(config),
-    }))
+    match context_with(Arc::new(config), current.state.clone()) {
+        Ok(ctx) => Some(ctx),
+        Err(e) => {
+            tracing::error!(error = %e, "reload failed; keeping the running configuration");
+            None
+        }
+    }
 }
 
 /// Watches the main config file and the rule files; `None` (logged) when
