@@ -252,14 +252,6 @@ fn web_link(alert: &Alert) -> Option<String> {
     matches!(url.scheme(), "http" | "https").then(|| url.to_string())
 }
 
-fn when(alert: &Alert) -> String {
-    alert
-        .item
-        .published
-        .map(|p| p.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|| "undated".into())
-}
-
 fn rules_line(alert: &Alert) -> String {
     let rules = if alert.rules.is_empty() {
         std::slice::from_ref(&alert.rule)
@@ -287,7 +279,7 @@ pub fn render_text(alert: &Alert) -> String {
         "rule {} · {} · {}",
         one_line(&alert.rule.id),
         one_line(&alert.feed.title),
-        when(alert)
+        super::stdout::published(alert)
     );
     s.push('\n');
     let snippet: String = segments(&alert.snippet)
@@ -333,7 +325,7 @@ pub fn render_html(alert: &Alert) -> String {
         h(&alert.rule.severity.to_uppercase()),
         h(&alert.rule.id),
         h(&alert.feed.title),
-        h(&when(alert))
+        h(&super::stdout::published(alert))
     );
     match web_link(alert) {
         Some(link) => {

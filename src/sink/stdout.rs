@@ -75,6 +75,15 @@ pub fn highlight(snippet: &Snippet, color: bool) -> String {
     out
 }
 
+/// When the item was published, as the text sinks show it.
+pub(super) fn published(alert: &Alert) -> String {
+    alert
+        .item
+        .published
+        .map(|p| p.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| "undated".into())
+}
+
 /// The multi-line terminal rendering of one alert.
 pub fn render_alert(alert: &Alert, color: bool) -> String {
     let sev = alert.rule.severity.to_uppercase();
@@ -88,11 +97,7 @@ pub fn render_alert(alert: &Alert, color: bool) -> String {
     } else {
         ("", "", "", "")
     };
-    let when = alert
-        .item
-        .published
-        .map(|p| p.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|| "undated".into());
+    let when = published(alert);
     let rules = if alert.rules.len() > 1 {
         let ids: Vec<&str> = alert.rules.iter().map(|r| r.id.as_str()).collect();
         format!("rules {}", ids.join(", "))
