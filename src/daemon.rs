@@ -29,15 +29,13 @@ use crate::config::{Config, FeedConfig};
 use crate::deliver;
 use crate::fetch::Fetcher;
 use crate::pipeline::{poll_feed, Ctx, PollError, Stats};
+use crate::schedule;
 use crate::service::{self, Liveness, Systemd};
 use crate::state::State;
 
 /// Consecutive failures after which a feed counts as broken (logged once,
 /// flagged by `status`).
 pub const BROKEN_AFTER: u32 = 5;
-
-/// Longest wait between polls of a failing feed.
-const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
 
 /// On shutdown, how long delivery workers may take to settle the alert in
 /// hand before the daemon exits anyway (the unit's `TimeoutStopSec=` is
@@ -56,28 +54,14 @@ fn context_with(config: Arc<Config>, state: State) -> anyhow::Result<Arc<Ctx>> {
     let fetcher = Fetcher::new(&config.daemon)?;
     let fetches = config.daemon.max_concurrent_fetches;
     Ok(Arc::new(Ctx {
+        poll_bound: poll_bound(&config),
         state,
         fetcher,
-        fetch_slots: Semaphore::new(fetches),
         // Parsing is CPU- and memory-heavy; a few at once is plenty.
         parse_slots: Semaphore::new(fetches.clamp(1, 4)),
         stats: Stats::default(),
         config,
     }))
-}
-
-/// When to poll again after a poll: the interval with ±10 % jitter on
-/// success; on failure, the interval doubled per consecutive failure (capped
-/// at 6 h, never below the interval) or the server's Retry-After if longer.
-pub fn next_delay(interval: Duration, failures: u32, retry_after: Option<Duration>) -> Duration {
-    let base = if failures == 0 {
-        interval
-    } else {
-        let doubled = interval.saturating_mul(1u32 << failures.min(16));
-        doubled.min(MAX_BACKOFF.max(interval))
-    };
-    let base = retry_after.map_or(base, |ra| base.max(ra.min(Duration::from_secs(86_400))));
-    base.mul_f64(0.9 + fastrand::f64() * 0.2)
 }
 
 async fn feed_loop(
@@ -110,7 +94,7 @@ async fn feed_loop(
             r = poll_feed(&ctx, &feed) => r,
         };
         drop(busy);
-        let retry_after = match &result {
+        let (retry_after, hints) = match &result {
             Ok(report) => {
                 failures = 0;
                 tracing::info!(feed = %feed.id, status = report.status, items = report.items,
@@ -118,7 +102,7 @@ async fn feed_loop(
                 if report.alerts > 0 {
                     wake.iter().for_each(|n| n.notify_one());
                 }
-                None
+                (None, Some(report.hints))
             }
             Err(e) if e.http_status() == Some(410) => {
                 tracing::error!(feed = %feed.id, url = %feed.url,
@@ -141,10 +125,21 @@ async fn feed_loop(
                 } else {
                     tracing::warn!(feed = %feed.id, failures, error = %e, "poll failed");
                 }
-                e.retry_after()
+                (e.retry_after(), None)
             }
         };
-        delay = next_delay(feed.interval, failures, retry_after);
+        let hints = hints.filter(|_| feed.schedule_hints);
+        delay = schedule::next_delay(
+            feed.interval,
+            failures,
+            retry_after,
+            hints.as_ref(),
+            Utc::now(),
+            fastrand::f64(),
+        );
+        if delay > feed.interval.mul_f64(1.1) && failures == 0 {
+            tracing::debug!(feed = %feed.id, delay = ?delay, "the feed's ttl, max-age or skip hours lengthen the wait");
+        }
         let (id, at) = (
             feed.id.clone(),
             Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default(),
@@ -161,19 +156,35 @@ pub async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) -> anyhow::Result<()>
     run_supervised(ctx, cancel, Systemd::none()).await
 }
 
-/// The daemon's health, for the watchdog: no feed poll stuck far beyond
-/// what any poll can take (its fetch deadline times the fetches queued
-/// ahead of it, at least 30 min), and the database answers a trivial read.
-/// Runs on the runtime it checks, so a frozen or starved runtime fails it
-/// too (by not running).
+/// How long a poll can take at most when every fetch ahead of it runs to
+/// its deadline: the queue for global slots, and for its host's slots and
+/// spacing when many feeds share a host. At least 30 min.
+pub fn poll_bound(config: &Config) -> Duration {
+    let d = &config.daemon;
+    let queued = config.feeds.len() / d.max_concurrent_fetches.max(1) + 2;
+    let global = d.fetch_timeout.saturating_mul(queued as u32);
+    let mut per_host: HashMap<String, u32> = HashMap::new();
+    for f in &config.feeds {
+        if let Ok(u) = reqwest::Url::parse(&f.url) {
+            *per_host.entry(crate::fetch::host_key(&u)).or_default() += 1;
+        }
+    }
+    let busiest = per_host.values().copied().max().unwrap_or(0);
+    let each = d
+        .min_host_spacing
+        .max(d.fetch_timeout / d.max_fetches_per_host.max(1) as u32);
+    let host = each
+        .saturating_mul(busiest)
+        .saturating_add(d.fetch_timeout * 2);
+    global.max(host).max(Duration::from_secs(30 * 60))
+}
+
+/// The daemon's health, for the watchdog: no feed poll stuck beyond
+/// [`poll_bound`], and the database answers a trivial read. Runs on the
+/// runtime it checks, so a frozen or starved runtime fails it too (by not
+/// running).
 pub async fn health(ctx: &Ctx, live: &Liveness) -> Result<(), String> {
-    let d = &ctx.config.daemon;
-    let queued = ctx.config.feeds.len() / d.max_concurrent_fetches.max(1) + 2;
-    let limit = d
-        .fetch_timeout
-        .saturating_mul(queued as u32)
-        .max(Duration::from_secs(30 * 60));
-    if let Some((feed, busy)) = live.stuck(limit) {
+    if let Some((feed, busy)) = live.stuck(ctx.poll_bound) {
         return Err(format!("feed {feed}: poll running for {busy:?}"));
     }
     ctx.state
@@ -444,6 +455,8 @@ pub struct OnceReport {
     pub dead: usize,
     /// Sinks switched off because their endpoint is gone.
     pub disabled_sinks: Vec<String>,
+    /// `(feed id, new URL)` for feeds found moved by a permanent redirect.
+    pub moved: Vec<(String, String)>,
 }
 
 /// Polls every feed once (concurrently, within the fetch bound), then
@@ -462,13 +475,17 @@ pub async fn once(ctx: Arc<Ctx>) -> anyhow::Result<OnceReport> {
         let (feed, r) = joined?;
         match r {
             Ok(p) => {
-                tracing::info!(feed = %feed, status = p.status, new = p.new_items, alerts = p.alerts, "polled")
+                tracing::info!(feed = %feed, status = p.status, new = p.new_items, alerts = p.alerts, "polled");
+                if let Some(to) = p.moved_to {
+                    report.moved.push((feed, to));
+                }
             }
             Err(PollError::State(e)) => return Err(e.into()),
             Err(e) => report.failed.push((feed, e.to_string())),
         }
     }
     report.failed.sort();
+    report.moved.sort();
     for cfg in &ctx.config.sinks {
         let lane = match deliver::Lane::new(cfg, &ctx.config) {
             Ok(l) => l,
@@ -494,24 +511,4 @@ pub async fn once(ctx: Arc<Ctx>) -> anyhow::Result<OnceReport> {
         report.held += st.held as usize;
     }
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn delays() {
-        let i = Duration::from_secs(600);
-        for _ in 0..20 {
-            let ok = next_delay(i, 0, None).as_secs_f64();
-            assert!((540.0..=660.0).contains(&ok));
-            let f2 = next_delay(i, 2, None).as_secs_f64();
-            assert!((2160.0..=2640.0).contains(&f2));
-            let capped = next_delay(i, 30, None).as_secs_f64();
-            assert!(capped <= 6.0 * 3600.0 * 1.1);
-            let ra = next_delay(i, 1, Some(Duration::from_secs(7200))).as_secs_f64();
-            assert!(ra >= 7200.0 * 0.9);
-        }
-    }
 }

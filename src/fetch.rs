@@ -7,10 +7,14 @@
 //! `Content-Length`, so the cap is counted on decoded chunks as they arrive —
 //! memory for one fetch never exceeds the cap plus one chunk.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::redirect;
+use reqwest::{redirect, Url};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use crate::config::DaemonConfig;
 use crate::state::Validators;
@@ -21,8 +25,28 @@ pub enum FetchOutcome {
     /// 304: the stored validators still hold; nothing to parse.
     NotModified {
         status: u16,
+        hints: ServerHints,
     },
     Fetched(Fetched),
+}
+
+impl FetchOutcome {
+    pub fn hints(&self) -> &ServerHints {
+        match self {
+            FetchOutcome::NotModified { hints, .. } => hints,
+            FetchOutcome::Fetched(f) => &f.hints,
+        }
+    }
+}
+
+/// What the server said about the feed besides its body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerHints {
+    /// The URL the feed has moved to: where the chain of permanent
+    /// redirects (301, 308) from the requested URL ends, if there was one.
+    pub moved_to: Option<String>,
+    /// `Cache-Control: max-age` of the final response.
+    pub max_age: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -34,6 +58,7 @@ pub struct Fetched {
     pub validators: Validators,
     /// After redirects.
     pub final_url: String,
+    pub hints: ServerHints,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +72,10 @@ pub enum FetchError {
         status: u16,
         retry_after: Option<Duration>,
     },
+    /// A redirect we do not follow: a loop, too many, a downgrade to http,
+    /// a non-http(s) target, a missing or unusable Location.
+    #[error("{0}")]
+    Redirect(String),
     #[error("{0}")]
     Http(String),
 }
@@ -80,12 +109,77 @@ impl FetchError {
     }
 }
 
-/// One client for every feed (connection pool, TLS sessions shared).
+/// Per-host politeness: a bound on fetches in flight to one host (host and
+/// port) and a minimum spacing between their starts. The map holds one
+/// small entry per host ever fetched, so it is bounded by the configured
+/// feeds (redirect targets are not keyed).
+struct HostGates {
+    per_host: usize,
+    spacing: Duration,
+    hosts: std::sync::Mutex<HashMap<String, Arc<HostGate>>>,
+}
+
+struct HostGate {
+    slots: Arc<Semaphore>,
+    /// The earliest moment the next fetch to this host may start.
+    next_start: std::sync::Mutex<Instant>,
+}
+
+impl HostGates {
+    fn gate(&self, host: &str) -> Arc<HostGate> {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        hosts
+            .entry(host.to_string())
+            .or_insert_with(|| {
+                Arc::new(HostGate {
+                    slots: Arc::new(Semaphore::new(self.per_host)),
+                    next_start: std::sync::Mutex::new(Instant::now()),
+                })
+            })
+            .clone()
+    }
+
+    /// Waits for a slot of `host` and for its spacing; the permit is held
+    /// for the whole fetch.
+    async fn enter(&self, host: &str) -> Result<OwnedSemaphorePermit, FetchError> {
+        let gate = self.gate(host);
+        let permit = gate
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| FetchError::Http(e.to_string()))?;
+        let start = {
+            let mut next = gate.next_start.lock().unwrap_or_else(|p| p.into_inner());
+            let start = (*next).max(Instant::now());
+            *next = start + self.spacing;
+            start
+        };
+        tokio::time::sleep_until(start).await;
+        Ok(permit)
+    }
+}
+
+/// The key politeness limits are counted by: host and port.
+pub fn host_key(url: &Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
+}
+
+/// One client for every feed (connection pool, TLS sessions shared), the
+/// global fetch bound and the per-host gates.
 #[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
     max_bytes: u64,
     total: Duration,
+    max_redirects: usize,
+    /// Bounds concurrent fetches (`max_concurrent_fetches`).
+    slots: Arc<Semaphore>,
+    hosts: Arc<HostGates>,
 }
 
 const ACCEPT: &str = "application/rss+xml, application/atom+xml, application/feed+json, \
@@ -93,23 +187,6 @@ const ACCEPT: &str = "application/rss+xml, application/atom+xml, application/fee
 
 impl Fetcher {
     pub fn new(cfg: &DaemonConfig) -> Result<Fetcher, FetchError> {
-        let max_redirects = cfg.max_redirects;
-        let policy = redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > max_redirects {
-                return attempt.error(format!("more than {max_redirects} redirects"));
-            }
-            let downgrade = attempt
-                .previous()
-                .last()
-                .is_some_and(|p| p.scheme() == "https")
-                && attempt.url().scheme() == "http";
-            let scheme = attempt.url().scheme().to_string();
-            match scheme.as_str() {
-                "http" | "https" if !downgrade => attempt.follow(),
-                "http" => attempt.error("refusing a redirect from https to http"),
-                other => attempt.error(format!("refusing a redirect to a {other}: URL")),
-            }
-        });
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT));
         let client = reqwest::Client::builder()
@@ -118,7 +195,9 @@ impl Fetcher {
             .connect_timeout(cfg.connect_timeout)
             .read_timeout(cfg.fetch_timeout)
             .timeout(cfg.fetch_timeout)
-            .redirect(policy)
+            // Redirects are followed by `fetch_inner`, which needs to see
+            // each hop (a 301 moves the feed; schemes are checked per hop).
+            .redirect(redirect::Policy::none())
             .pool_max_idle_per_host(2)
             .build()
             .map_err(FetchError::from_reqwest)?;
@@ -126,19 +205,36 @@ impl Fetcher {
             client,
             max_bytes: cfg.max_feed_bytes,
             total: cfg.fetch_timeout,
+            max_redirects: cfg.max_redirects,
+            slots: Arc::new(Semaphore::new(cfg.max_concurrent_fetches.max(1))),
+            hosts: Arc::new(HostGates {
+                per_host: cfg.max_fetches_per_host.max(1),
+                spacing: cfg.min_host_spacing,
+                hosts: std::sync::Mutex::new(HashMap::new()),
+            }),
         })
     }
 
-    /// GETs `url`, conditionally when validators are given. The whole call,
-    /// body included, ends within the configured total deadline.
+    /// GETs `url`, conditionally when validators are given, once a slot of
+    /// its host (after the host's spacing) and a global slot are free — in
+    /// that order, so feeds waiting for a busy host never hold global slots.
+    /// The fetch itself, body included, ends within the configured total
+    /// deadline, which starts when the slots are held.
     pub async fn fetch(
         &self,
         url: &str,
         validators: &Validators,
     ) -> Result<FetchOutcome, FetchError> {
-        // The client timeout covers the same ground; this outer deadline is
-        // the guarantee (it also bounds our own chunk loop).
-        match tokio::time::timeout(self.total, self.fetch_inner(url, validators)).await {
+        let parsed = Url::parse(url).map_err(|e| FetchError::Http(format!("bad URL: {e}")))?;
+        let _host = self.hosts.enter(&host_key(&parsed)).await?;
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| FetchError::Http(e.to_string()))?;
+        // The client timeout covers each request; this outer deadline is
+        // the guarantee (it also bounds redirects and our own chunk loop).
+        match tokio::time::timeout(self.total, self.fetch_inner(parsed, validators)).await {
             Ok(r) => r,
             Err(_) => Err(FetchError::Timeout(self.total)),
         }
@@ -146,21 +242,55 @@ impl Fetcher {
 
     async fn fetch_inner(
         &self,
-        url: &str,
+        url: Url,
         validators: &Validators,
     ) -> Result<FetchOutcome, FetchError> {
-        let mut req = self.client.get(url);
-        if let Some(etag) = &validators.etag {
-            req = req.header(header::IF_NONE_MATCH, etag);
-        }
-        if let Some(lm) = &validators.last_modified {
-            req = req.header(header::IF_MODIFIED_SINCE, lm);
-        }
-        let mut resp = req.send().await.map_err(FetchError::from_reqwest)?;
+        let mut current = url;
+        let mut visited = vec![current.clone()];
+        // The end of the leading run of permanent redirects.
+        let mut moved_to: Option<Url> = None;
+        let mut permanent_so_far = true;
+        let mut resp = loop {
+            let mut req = self.client.get(current.clone());
+            if let Some(etag) = &validators.etag {
+                req = req.header(header::IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = &validators.last_modified {
+                req = req.header(header::IF_MODIFIED_SINCE, lm);
+            }
+            let resp = req.send().await.map_err(FetchError::from_reqwest)?;
+            let status = resp.status().as_u16();
+            if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                break resp;
+            }
+            let next = redirect_target(&current, status, resp.headers())?;
+            if visited.contains(&next) {
+                return Err(FetchError::Redirect(format!(
+                    "redirect loop: {next} was already visited"
+                )));
+            }
+            if visited.len() > self.max_redirects {
+                return Err(FetchError::Redirect(format!(
+                    "more than {} redirects",
+                    self.max_redirects
+                )));
+            }
+            permanent_so_far &= matches!(status, 301 | 308);
+            if permanent_so_far {
+                moved_to = Some(next.clone());
+            }
+            visited.push(next.clone());
+            current = next;
+        };
         let status = resp.status();
+        let hints = ServerHints {
+            moved_to: moved_to.map(String::from),
+            max_age: max_age(resp.headers()),
+        };
         if status == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(FetchOutcome::NotModified {
                 status: status.as_u16(),
+                hints,
             });
         }
         if !status.is_success() {
@@ -186,7 +316,7 @@ impl Fetcher {
                 limit: self.max_bytes,
             });
         }
-        let final_url = resp.url().to_string();
+        let final_url = current.to_string();
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(FetchError::from_reqwest)? {
             if body.len() as u64 + chunk.len() as u64 > self.max_bytes {
@@ -202,8 +332,54 @@ impl Fetcher {
             charset,
             validators: new_validators,
             final_url,
+            hints,
         }))
     }
+}
+
+/// Where a redirect from `from` leads, if we follow it: http(s) only, and
+/// never from https down to http.
+fn redirect_target(from: &Url, status: u16, headers: &HeaderMap) -> Result<Url, FetchError> {
+    let location = headers
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| {
+            FetchError::Redirect(format!("HTTP {status} redirect without a usable Location"))
+        })?;
+    let next = from.join(location).map_err(|e| {
+        FetchError::Redirect(format!(
+            "HTTP {status} redirect to a bad URL {location:?}: {e}"
+        ))
+    })?;
+    match next.scheme() {
+        "http" if from.scheme() == "https" => Err(FetchError::Redirect(
+            "refusing a redirect from https to http".into(),
+        )),
+        "http" | "https" => Ok(next),
+        other => Err(FetchError::Redirect(format!(
+            "refusing a redirect to a {other}: URL"
+        ))),
+    }
+}
+
+/// `Cache-Control: max-age=N` (`no-cache`/`no-store` say nothing about how
+/// often to poll, so they are not hints).
+fn max_age(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|d| {
+            let (k, v) = d.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case("max-age")
+                .then(|| v.trim().trim_matches('"').parse::<u64>().ok())
+                .flatten()
+        })
+        .map(Duration::from_secs)
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -254,5 +430,54 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(120)));
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn cache_control_max_age() {
+        let mut h = HeaderMap::new();
+        assert_eq!(max_age(&h), None);
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, Max-Age=300, must-revalidate"),
+        );
+        assert_eq!(max_age(&h), Some(Duration::from_secs(300)));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        assert_eq!(max_age(&h), None);
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=soon"),
+        );
+        assert_eq!(max_age(&h), None);
+    }
+
+    #[test]
+    fn redirect_targets() {
+        let from = Url::parse("https://wire.example/feeds/a.xml").unwrap();
+        let to = |loc: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::LOCATION, HeaderValue::from_str(loc).unwrap());
+            redirect_target(&from, 301, &h).map(String::from)
+        };
+        assert_eq!(to("b.xml").unwrap(), "https://wire.example/feeds/b.xml");
+        assert_eq!(to("/x").unwrap(), "https://wire.example/x");
+        assert_eq!(
+            to("https://other.example/y").unwrap(),
+            "https://other.example/y"
+        );
+        let err = |loc: &str| to(loc).unwrap_err().to_string();
+        assert!(err("http://wire.example/b.xml").contains("https to http"));
+        assert!(err("file:///etc/passwd").contains("file:"));
+        assert!(err("ftp://wire.example/").contains("ftp:"));
+        let none = redirect_target(&from, 302, &HeaderMap::new()).unwrap_err();
+        assert!(none.to_string().contains("without a usable Location"));
+    }
+
+    #[test]
+    fn host_keys_include_the_port() {
+        let k = |u: &str| host_key(&Url::parse(u).unwrap());
+        assert_eq!(k("https://wire.example/a"), "wire.example:443");
+        assert_eq!(k("http://wire.example/a"), "wire.example:80");
+        assert_eq!(k("http://127.0.0.1:8080/a"), "127.0.0.1:8080");
+        assert_ne!(k("http://127.0.0.1:8080/a"), k("http://127.0.0.1:8081/a"));
     }
 }

@@ -35,6 +35,7 @@ pub mod opml;
 pub mod parse;
 pub mod pipeline;
 pub mod rules;
+pub mod schedule;
 pub mod service;
 pub mod sink;
 pub mod snippet;

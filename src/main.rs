@@ -299,6 +299,11 @@ async fn dispatch(cmd: Command, sd: service::Systemd) -> anyhow::Result<ExitCode
             for (feed, err) in &report.failed {
                 eprintln!("wirewatch: feed {feed}: {err}");
             }
+            for (feed, to) in &report.moved {
+                eprintln!(
+                    "wirewatch: feed {feed} moved permanently (HTTP 301/308) to {to}; polled there from now on; update `url` in the config"
+                );
+            }
             if let Some(kib) = peak_rss_kib() {
                 tracing::info!(peak_rss_kib = kib, "memory high-water mark");
             }
@@ -442,7 +447,7 @@ async fn load_source(source: &str) -> anyhow::Result<ParsedFeed> {
         let fetcher = Fetcher::new(&DaemonConfig::default())?;
         match fetcher.fetch(source, &Validators::default()).await? {
             FetchOutcome::Fetched(f) => (f.body, f.charset, Some(f.final_url)),
-            FetchOutcome::NotModified { status } => {
+            FetchOutcome::NotModified { status, .. } => {
                 anyhow::bail!("{source}: unexpected HTTP {status}")
             }
         }
@@ -549,14 +554,21 @@ fn print_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
             file.display()
         )?;
     }
-    for s in statuses {
+    for mut s in statuses {
+        // A move applies only while the config names the URL it came from.
+        let configured = config.feeds.iter().find(|f| f.id == s.feed);
+        if let (Some(m), Some(f)) = (&s.moved, configured) {
+            if m.from != f.url {
+                s.moved = None;
+            }
+        }
         if json {
             serde_json::to_writer(&mut out, &s)?;
             writeln!(out)?;
         } else {
             writeln!(
                 out,
-                "{:<24} {:<7} ok {}  tried {}  failures {}  seen {}  items {}  next {}{}{}",
+                "{:<24} {:<7} ok {}  tried {}  failures {}  seen {}  items {}  next {}{}{}{}",
                 s.feed,
                 s.last_status.map_or("-".into(), |c| c.to_string()),
                 when(s.last_ok_at),
@@ -576,6 +588,14 @@ fn print_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
                     ),
                     _ => String::new(),
                 },
+                s.moved
+                    .as_ref()
+                    .map(|m| format!(
+                        "\n    MOVED: permanently redirected to {} (seen {}); polled there. Update `url` in the config",
+                        m.to,
+                        when(m.at)
+                    ))
+                    .unwrap_or_default(),
                 s.last_error
                     .map(|e| format!("\n    last error: {e}"))
                     .unwrap_or_default()
@@ -825,7 +845,7 @@ async fn check_feeds(
                         .map(|p| p.items.len())
                         .map_err(|e| e.to_string())
                 }
-                Ok(FetchOutcome::NotModified { status }) => {
+                Ok(FetchOutcome::NotModified { status, .. }) => {
                     Err(format!("unexpected HTTP {status}"))
                 }
                 Err(e) => Err(e.to_string()),

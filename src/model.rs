@@ -35,6 +35,20 @@ pub struct ParsedFeed {
     /// Non-fatal problems (lossy decoding, encoding mismatch, items dropped
     /// by the item cap). Each is a full sentence meant for a log line.
     pub warnings: Vec<String>,
+    /// What the document says about how often to poll it.
+    pub hints: FeedHints,
+}
+
+/// A feed's own schedule hints (RSS 2.0 `<ttl>`, `<skipHours>`,
+/// `<skipDays>`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedHints {
+    /// How long the document may be cached (`<ttl>`, given in minutes).
+    pub ttl: Option<std::time::Duration>,
+    /// Bit `h` set: do not poll during UTC hour `h` (0–23).
+    pub skip_hours: u32,
+    /// Bit `d` set: do not poll on that UTC weekday (0 = Monday … 6 = Sunday).
+    pub skip_days: u8,
 }
 
 /// The alert object: what sinks receive and webhooks will post.

@@ -21,7 +21,7 @@ use feed_rs::parser::{Builder, ParseErrorKind, ParseFeedError};
 use sha2::{Digest, Sha256};
 
 use crate::html::{html_to_text, invisible};
-use crate::model::{Item, ParsedFeed};
+use crate::model::{FeedHints, Item, ParsedFeed};
 
 /// How to parse one feed document.
 #[derive(Debug, Clone)]
@@ -102,7 +102,16 @@ pub fn parse_feed(
             total - opts.max_items
         ));
     }
+    let mut hints = FeedHints {
+        ttl: feed
+            .ttl
+            .filter(|m| *m > 0)
+            .map(|m| std::time::Duration::from_secs(u64::from(m) * 60)),
+        ..FeedHints::default()
+    };
+    skip_hints(&text, &mut hints, &mut warnings);
     Ok(ParsedFeed {
+        hints,
         title: feed
             .title
             .map(|t| one_line(&t.content))
@@ -110,6 +119,71 @@ pub fn parse_feed(
         items: feed.entries.into_iter().map(|e| item(e, base)).collect(),
         warnings,
     })
+}
+
+/// RSS 2.0 `<skipHours><hour>N</hour>…</skipHours>` and
+/// `<skipDays><day>Monday</day>…</skipDays>` of the channel (feed-rs does not
+/// read them). Values it cannot read are reported and left out.
+fn skip_hints(text: &str, hints: &mut FeedHints, warnings: &mut Vec<String>) {
+    use quick_xml::events::Event;
+    if !text.contains("<skipHours") && !text.contains("<skipDays") {
+        return;
+    }
+    const DAYS: [&str; 7] = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    let mut reader = quick_xml::Reader::from_str(text);
+    // The open elements, by local name; only channel-level lists count.
+    let mut path: Vec<String> = Vec::new();
+    let mut bad = Vec::new();
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                if path.len() > 8 {
+                    // Deeper than any skip list: not worth walking.
+                    return;
+                }
+                path.push(e.local_name().into_inner().to_string());
+            }
+            Ok(Event::End(_)) => {
+                if path.pop().as_deref() == Some("channel") {
+                    break;
+                }
+            }
+            Ok(Event::Text(t)) => {
+                let names: Vec<&str> = path.iter().map(String::as_str).collect();
+                let value = t.trim().to_string();
+                match names.as_slice() {
+                    [.., "channel", "skipHours", "hour"] => match value.parse::<u32>() {
+                        // 24 is a common way of writing midnight.
+                        Ok(h @ 0..=24) => hints.skip_hours |= 1 << (h % 24),
+                        _ => bad.push(format!("hour {value:?}")),
+                    },
+                    [.., "channel", "skipDays", "day"] => {
+                        match DAYS.iter().position(|d| d.eq_ignore_ascii_case(&value)) {
+                            Some(d) => hints.skip_days |= 1 << d,
+                            None => bad.push(format!("day {value:?}")),
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    if !bad.is_empty() {
+        warnings.push(format!(
+            "The feed's skipHours/skipDays hold values that are not hours (0-23) or day names, ignored: {}.",
+            bad.join(", ")
+        ));
+    }
 }
 
 /// The fallback key for an item with neither guid nor link: `"h:"` + the
@@ -1068,5 +1142,32 @@ mod tests {
         );
         assert_eq!(tld("https://[::1]/x"), None);
         assert_eq!(tld("https://пример.рф/"), None);
+    }
+
+    #[test]
+    fn schedule_hints() {
+        let doc = br#"<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>
+            <ttl>45</ttl>
+            <skipHours><hour>0</hour><hour>23</hour><hour>24</hour><hour>noon</hour></skipHours>
+            <skipDays><day>Saturday</day><day>sunday</day><day>Caturday</day></skipDays>
+            <item><title>One</title><guid>1</guid></item></channel></rss>"#;
+        let p = parse(doc);
+        assert_eq!(p.hints.ttl, Some(std::time::Duration::from_secs(45 * 60)));
+        assert_eq!(p.hints.skip_hours, (1 << 0) | (1 << 23));
+        assert_eq!(p.hints.skip_days, (1 << 5) | (1 << 6));
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("\"noon\"") && w.contains("\"Caturday\"")),
+            "{:?}",
+            p.warnings
+        );
+        // Item-level look-alikes are not the channel's.
+        let nested = br#"<rss version="2.0"><channel><title>T</title>
+            <item><title>One</title><guid>1</guid><skipHours><hour>3</hour></skipHours></item>
+            </channel></rss>"#;
+        assert_eq!(parse(nested).hints, FeedHints::default());
+        let plain = br#"<rss version="2.0"><channel><title>T</title><ttl>0</ttl></channel></rss>"#;
+        assert_eq!(parse(plain).hints, FeedHints::default());
     }
 }

@@ -17,6 +17,7 @@ use crate::fetch::{FetchError, FetchOutcome, Fetcher};
 use crate::model::{Alert, AlertFeed, AlertItem, AlertRule, Item, ParsedFeed, Snippet};
 use crate::parse::{parse_feed, ParseOptions};
 use crate::rules::{DocFields, Document, RuleMatch, RuleSet};
+use crate::schedule::Hints;
 use crate::snippet::{make_snippet, SnippetHit};
 use crate::state::{PollCommit, State, StateError};
 
@@ -35,12 +36,14 @@ pub struct Stats {
 pub struct Ctx {
     pub config: Arc<Config>,
     pub state: State,
+    /// Also holds the global and per-host fetch bounds.
     pub fetcher: Fetcher,
-    /// Bounds concurrent fetches (`max_concurrent_fetches`).
-    pub fetch_slots: Semaphore,
     /// Bounds concurrent parses: feed-rs needs ~25x the body in memory.
     pub parse_slots: Semaphore,
     pub stats: Stats,
+    /// The longest a poll can take, queueing included (the watchdog's
+    /// limit; see `daemon::poll_bound`).
+    pub poll_bound: std::time::Duration,
 }
 
 /// What a successful poll did.
@@ -51,6 +54,10 @@ pub struct PollReport {
     pub new_items: usize,
     pub alerts: usize,
     pub warnings: Vec<String>,
+    /// What the feed and its server said about the schedule.
+    pub hints: Hints,
+    /// Set when this poll found the feed moved by a permanent redirect.
+    pub moved_to: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -348,16 +355,30 @@ pub async fn poll_feed(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollE
 async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollError> {
     let id = feed.id.clone();
     let memory = ctx.state.call(move |s| s.feed_memory(&id)).await?;
-    let fetched = {
-        let _slot = ctx
-            .fetch_slots
-            .acquire()
-            .await
-            .map_err(|e| PollError::Parse(e.to_string()))?;
-        ctx.fetcher.fetch(&feed.url, &memory.validators).await?
+    // A permanent redirect recorded earlier applies while the config still
+    // names the URL it was seen from.
+    let url = match &memory.moved {
+        Some(m) if m.from == feed.url => m.to.clone(),
+        Some(_) => {
+            let id = feed.id.clone();
+            ctx.state.call(move |s| s.clear_moved(&id)).await?;
+            feed.url.clone()
+        }
+        None => feed.url.clone(),
     };
+    let fetched = ctx.fetcher.fetch(&url, &memory.validators).await?;
+    if let Some(to) = &fetched.hints().moved_to {
+        tracing::warn!(feed = %feed.id, configured = %feed.url, from = %url, to = %to,
+            "feed moved permanently (HTTP 301/308): polling the new URL from now on; update the config");
+        let (id, from, to) = (feed.id.clone(), feed.url.clone(), to.clone());
+        ctx.state
+            .call(move |s| s.record_moved(&id, &from, &to, Utc::now()))
+            .await?;
+    }
+    let max_age = fetched.hints().max_age;
+    let moved_to = fetched.hints().moved_to.clone();
     let fetched = match fetched {
-        FetchOutcome::NotModified { status } => {
+        FetchOutcome::NotModified { status, .. } => {
             ctx.stats.not_modified.fetch_add(1, Ordering::Relaxed);
             let id = feed.id.clone();
             ctx.state
@@ -365,6 +386,11 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
                 .await?;
             return Ok(PollReport {
                 status,
+                hints: Hints {
+                    feed: memory.hints,
+                    max_age,
+                },
+                moved_to,
                 ..PollReport::default()
             });
         }
@@ -462,6 +488,7 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
         new: unseen.clone(),
         alerts: queued,
         items_alerted,
+        hints: parsed.hints,
     };
     let queued_n = commit.alerts.len() as u64;
     let id = feed.id.clone();
@@ -480,6 +507,11 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
         new_items: unseen.len(),
         alerts,
         warnings: parsed.warnings,
+        hints: Hints {
+            feed: parsed.hints,
+            max_age,
+        },
+        moved_to,
     })
 }
 

@@ -23,6 +23,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::model::FeedHints;
+
 /// Schema versions this build knows; `user_version` holds the file's.
 const MIGRATIONS: &[&str] = &[
     // 1: feeds, seen items, outbox
@@ -90,6 +92,14 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 5: feeds that answered 410 Gone
     "ALTER TABLE feeds ADD COLUMN gone_at INTEGER;",
+    // 6: permanent redirects (the configured URL they apply to, the new
+    // one) and the feed's own schedule hints from its last document
+    "ALTER TABLE feeds ADD COLUMN moved_from TEXT;
+    ALTER TABLE feeds ADD COLUMN moved_to TEXT;
+    ALTER TABLE feeds ADD COLUMN moved_at INTEGER;
+    ALTER TABLE feeds ADD COLUMN ttl_secs INTEGER;
+    ALTER TABLE feeds ADD COLUMN skip_hours INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE feeds ADD COLUMN skip_days INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -123,6 +133,14 @@ pub enum StateError {
     Task(String),
 }
 
+fn moved(from: Option<String>, to: Option<String>, at: Option<i64>) -> Option<Moved> {
+    Some(Moved {
+        from: from?,
+        to: to?,
+        at: from_ms(at),
+    })
+}
+
 /// HTTP validators remembered for a feed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Validators {
@@ -136,6 +154,20 @@ pub struct FeedMemory {
     pub validators: Validators,
     /// False until a poll of this feed has been committed.
     pub polled_before: bool,
+    /// A permanent redirect recorded for this feed.
+    pub moved: Option<Moved>,
+    /// The schedule hints of the last document fetched.
+    pub hints: FeedHints,
+}
+
+/// A feed's URL moved by a permanent redirect (301, 308).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Moved {
+    /// The configured URL the redirect was seen from: the move applies
+    /// while the config still names it.
+    pub from: String,
+    pub to: String,
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// Feed health as shown by `wirewatch status`.
@@ -154,6 +186,8 @@ pub struct FeedStatus {
     pub next_poll_at: Option<DateTime<Utc>>,
     /// Set when the feed answered 410 Gone: the daemon stopped polling it.
     pub gone_at: Option<DateTime<Utc>>,
+    /// Set when a permanent redirect moved the feed.
+    pub moved: Option<Moved>,
 }
 
 impl FeedStatus {
@@ -169,6 +203,7 @@ impl FeedStatus {
             last_items: None,
             next_poll_at: None,
             gone_at: None,
+            moved: None,
         }
     }
 }
@@ -244,6 +279,8 @@ pub struct PollCommit {
     pub items: usize,
     /// Items that alerted (to at least one sink).
     pub items_alerted: usize,
+    /// The document's schedule hints (replacing the stored ones).
+    pub hints: FeedHints,
 }
 
 /// Handle to the state database; cheap to clone.
@@ -388,7 +425,9 @@ impl State {
         let conn = self.lock();
         let row = conn
             .query_row(
-                "SELECT etag, last_modified, first_poll_at FROM feeds WHERE feed_id = ?1",
+                "SELECT etag, last_modified, first_poll_at, moved_from, moved_to, moved_at,
+                        ttl_secs, skip_hours, skip_days
+                 FROM feeds WHERE feed_id = ?1",
                 [feed_id],
                 |r| {
                     Ok(FeedMemory {
@@ -397,6 +436,14 @@ impl State {
                             last_modified: r.get(1)?,
                         },
                         polled_before: r.get::<_, Option<i64>>(2)?.is_some(),
+                        moved: moved(r.get(3)?, r.get(4)?, r.get(5)?),
+                        hints: FeedHints {
+                            ttl: r
+                                .get::<_, Option<i64>>(6)?
+                                .map(|s| Duration::from_secs(s.max(0) as u64)),
+                            skip_hours: r.get::<_, i64>(7)? as u32 & 0x00ff_ffff,
+                            skip_days: r.get::<_, i64>(8)? as u8 & 0x7f,
+                        },
                     })
                 },
             )
@@ -471,8 +518,15 @@ impl State {
             }
         }
         tx.execute(
-            "UPDATE feeds SET last_items = ?2 WHERE feed_id = ?1",
-            params![feed_id, c.items as i64],
+            "UPDATE feeds SET last_items = ?2, ttl_secs = ?3, skip_hours = ?4, skip_days = ?5
+             WHERE feed_id = ?1",
+            params![
+                feed_id,
+                c.items as i64,
+                c.hints.ttl.map(|t| t.as_secs() as i64),
+                c.hints.skip_hours,
+                c.hints.skip_days
+            ],
         )?;
         if c.items_alerted > 0 || !c.alerts.is_empty() {
             tx.execute(
@@ -540,7 +594,7 @@ impl State {
         let mut stmt = conn.prepare_cached(
             "SELECT last_status, consecutive_failures, last_error, last_ok_at, last_attempt_at,
                     (SELECT COUNT(*) FROM seen WHERE seen.feed_id = feeds.feed_id),
-                    last_items, next_poll_at, gone_at
+                    last_items, next_poll_at, gone_at, moved_from, moved_to, moved_at
              FROM feeds WHERE feed_id = ?1",
         )?;
         let mut out = Vec::new();
@@ -558,6 +612,7 @@ impl State {
                         last_items: r.get(6)?,
                         next_poll_at: from_ms(r.get(7)?),
                         gone_at: from_ms(r.get(8)?),
+                        moved: moved(r.get(9)?, r.get(10)?, r.get(11)?),
                     })
                 })
                 .optional()?;
@@ -572,6 +627,34 @@ impl State {
         self.lock().execute(
             "UPDATE feeds SET gone_at = ?2, next_poll_at = NULL WHERE feed_id = ?1",
             params![feed_id, ms(now)],
+        )?;
+        Ok(())
+    }
+
+    /// A permanent redirect from the configured URL `from` to `to`: later
+    /// polls fetch `to` while the config names `from`.
+    pub fn record_moved(
+        &self,
+        feed_id: &str,
+        from: &str,
+        to: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        self.lock().execute(
+            "INSERT INTO feeds (feed_id, moved_from, moved_to, moved_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (feed_id) DO UPDATE SET moved_from = excluded.moved_from,
+                 moved_to = excluded.moved_to, moved_at = excluded.moved_at",
+            params![feed_id, from, to, ms(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a recorded move (the config no longer names its URL).
+    pub fn clear_moved(&self, feed_id: &str) -> Result<(), StateError> {
+        self.lock().execute(
+            "UPDATE feeds SET moved_from = NULL, moved_to = NULL, moved_at = NULL
+             WHERE feed_id = ?1",
+            [feed_id],
         )?;
         Ok(())
     }
@@ -1017,6 +1100,7 @@ mod tests {
                 .collect(),
             items: new.len(),
             items_alerted: alerts.len(),
+            hints: FeedHints::default(),
         }
     }
 
@@ -1153,5 +1237,43 @@ mod tests {
             e.contains("not a wirewatch database") || e.contains("not a database"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn moves_and_schedule_hints_are_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = State::open_dir(dir.path()).unwrap();
+        let now = Utc::now();
+        assert!(st.feed_memory("f").unwrap().moved.is_none());
+        st.record_moved("f", "http://a/old", "http://a/new", now)
+            .unwrap();
+        let mut c = commit(&["k1"], &[]);
+        c.hints = FeedHints {
+            ttl: Some(Duration::from_secs(1800)),
+            skip_hours: 1 << 23,
+            skip_days: 1 << 6,
+        };
+        st.commit_poll("f", &c, now).unwrap();
+        drop(st);
+        let st = State::open_dir(dir.path()).unwrap();
+        let m = st.feed_memory("f").unwrap();
+        let moved = m.moved.expect("the move survives a restart");
+        assert_eq!(
+            (moved.from.as_str(), moved.to.as_str()),
+            ("http://a/old", "http://a/new")
+        );
+        assert_eq!(m.hints, c.hints);
+        assert_eq!(
+            st.feed_statuses(&["f".into()]).unwrap()[0]
+                .moved
+                .as_ref()
+                .map(|m| m.to.as_str()),
+            Some("http://a/new")
+        );
+        st.clear_moved("f").unwrap();
+        assert!(st.feed_memory("f").unwrap().moved.is_none());
+        // A document without hints clears them.
+        st.commit_poll("f", &commit(&["k2"], &[]), now).unwrap();
+        assert_eq!(st.feed_memory("f").unwrap().hints, FeedHints::default());
     }
 }

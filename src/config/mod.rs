@@ -61,6 +61,10 @@ pub struct DaemonConfig {
     pub poll_interval: Duration,
     /// At most this many HTTP fetches run at once.
     pub max_concurrent_fetches: usize,
+    /// At most this many fetches to one host (host and port) at once.
+    pub max_fetches_per_host: usize,
+    /// At least this long between the starts of two fetches to one host.
+    pub min_host_spacing: Duration,
     /// Where `wirewatch.db` lives.
     pub state_dir: PathBuf,
     /// Total deadline of one fetch: connect, headers and body.
@@ -84,6 +88,8 @@ impl Default for DaemonConfig {
         DaemonConfig {
             poll_interval: Duration::from_secs(600),
             max_concurrent_fetches: 8,
+            max_fetches_per_host: 2,
+            min_host_spacing: Duration::from_secs(1),
             state_dir: default_state_dir(),
             fetch_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
@@ -112,6 +118,9 @@ pub struct FeedConfig {
     pub title: Option<String>,
     pub interval: Duration,
     pub backfill: Backfill,
+    /// Whether the feed's own schedule hints (RSS `ttl`, `skipHours`,
+    /// `skipDays`, HTTP `Cache-Control: max-age`) may lengthen `interval`.
+    pub schedule_hints: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -520,6 +529,8 @@ fn diag_at(source: &Source, at: Pos, message: &str) -> Diagnostic {
 const DAEMON_KEYS: &[&str] = &[
     "poll_interval",
     "max_concurrent_fetches",
+    "max_fetches_per_host",
+    "min_host_spacing",
     "state_dir",
     "rules",
     "fetch_timeout",
@@ -554,6 +565,16 @@ fn read_daemon(
     }
     if let Some(v) = f.integer(r, "max_concurrent_fetches", 1..=1024) {
         d.max_concurrent_fetches = v as usize;
+    }
+    if let Some(v) = f.integer(r, "max_fetches_per_host", 1..=1024) {
+        d.max_fetches_per_host = v as usize;
+    }
+    if let Some(v) = f.duration(r, "min_host_spacing") {
+        if v.value > Duration::from_secs(600) {
+            r.error(v.pos, "`min_host_spacing` must be at most 10m");
+        } else {
+            d.min_host_spacing = v.value;
+        }
     }
     if let Some(v) = f.string(r, "state_dir") {
         d.state_dir = reader::resolve(dir, &v.value);
@@ -643,7 +664,14 @@ fn identified<'a>(
     (f, id)
 }
 
-const FEED_KEYS: &[&str] = &["id", "url", "title", "interval", "backfill"];
+const FEED_KEYS: &[&str] = &[
+    "id",
+    "url",
+    "title",
+    "interval",
+    "backfill",
+    "schedule_hints",
+];
 
 fn read_feeds(
     r: &mut Reporter,
@@ -669,6 +697,7 @@ fn read_feeds(
                 }
             },
         };
+        let schedule_hints = f.bool(r, "schedule_hints").unwrap_or(true);
         f.finish(r, FEED_KEYS);
         let id_ok = id
             .as_ref()
@@ -698,6 +727,7 @@ fn read_feeds(
                 title,
                 interval: interval.unwrap_or(default_interval),
                 backfill,
+                schedule_hints,
             });
         }
     }
@@ -1366,7 +1396,7 @@ path = "alerts.jsonl"
             got,
             vec![
                 "/cfg/wirewatch.toml:3:17: `poll_interval`: invalid duration \"5 minutes\": expected a number with a unit, as in \"90s\", \"5m\", \"2h\", \"1d\"",
-                "/cfg/wirewatch.toml:4:1: unknown key `frobnicate` in [daemon]; expected one of: poll_interval, max_concurrent_fetches, state_dir, rules, fetch_timeout, connect_timeout, max_feed_bytes, max_items_per_feed, max_redirects, snippet_max_chars, seen_retention, user_agent",
+                "/cfg/wirewatch.toml:4:1: unknown key `frobnicate` in [daemon]; expected one of: poll_interval, max_concurrent_fetches, max_fetches_per_host, min_host_spacing, state_dir, rules, fetch_timeout, connect_timeout, max_feed_bytes, max_items_per_feed, max_redirects, snippet_max_chars, seen_retention, user_agent",
                 "/cfg/rules.toml:4:1: unknown key `sinkz` in rule \"a\"; did you mean `sinks`?",
                 "/cfg/rules.toml:6:1: rule \"b\": rule needs a `query` or at least one term in `any` or `all`",
                 "/cfg/rules.toml:10:6: duplicate rule id \"a\" (first defined at /cfg/rules.toml:2)",

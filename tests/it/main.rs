@@ -25,6 +25,7 @@ mod http;
 mod matching;
 mod opml;
 mod parse;
+mod politeness;
 mod reload;
 mod service;
 mod status;
