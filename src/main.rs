@@ -596,8 +596,13 @@ fn print_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
                         when(m.at)
                     ))
                     .unwrap_or_default(),
+                // Error texts may quote a feed: no control or bidi
+                // characters reach the terminal.
                 s.last_error
-                    .map(|e| format!("\n    last error: {e}"))
+                    .map(|e| format!(
+                        "\n    last error: {}",
+                        e.chars().filter_map(sink::shown).collect::<String>()
+                    ))
                     .unwrap_or_default()
             )?;
         }

@@ -574,11 +574,53 @@ fn coerce_json_ids(text: &str) -> Option<String> {
     changed.then(|| doc.to_string())
 }
 
+/// Our error for a feed-rs failure. Error texts quote the document (element
+/// names, values), and they end up in logs, `status` and terminals: every
+/// control or bidi character in them is written as an escape.
 fn error(e: ParseFeedError, text: &str) -> ParseError {
-    match e {
-        ParseFeedError::ParseError(ParseErrorKind::NoFeedRoot) => {
-            ParseError::NotAFeed(describe_root(text))
+    match error_text(e, text) {
+        ParseError::NotAFeed(m) => ParseError::NotAFeed(escape_invisible(&m)),
+        ParseError::Malformed(m) => ParseError::Malformed(escape_invisible(&m)),
+        ParseError::Empty => ParseError::Empty,
+    }
+}
+
+/// `s` with each control, bidi or invisible formatting character written as
+/// `\u{..}`.
+fn escape_invisible(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if invisible(c) {
+            let _ = write!(out, "{}", c.escape_unicode());
+        } else {
+            out.push(c);
         }
+    }
+    out
+}
+
+/// The XML reader's own error on the document's first element, if it has
+/// one: feed-rs reports any failure there as "no feed root" (so a root
+/// with too many namespace declarations read as an `<rss>` without a
+/// version), which would hide the reason.
+fn root_element_error(text: &str) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::NsReader::from_str(text);
+    loop {
+        match reader.read_resolved_event() {
+            Ok((_, Event::Start(_) | Event::Empty(_) | Event::Eof)) => return None,
+            Ok(_) => {}
+            Err(e) => return Some(e.to_string()),
+        }
+    }
+}
+
+fn error_text(e: ParseFeedError, text: &str) -> ParseError {
+    match e {
+        ParseFeedError::ParseError(ParseErrorKind::NoFeedRoot) => match root_element_error(text) {
+            Some(e) => ParseError::Malformed(format!("unable to parse XML: {e}")),
+            None => ParseError::NotAFeed(describe_root(text)),
+        },
         ParseFeedError::JsonSerde(e) if e.is_data() => {
             ParseError::NotAFeed(format!("JSON that is not a JSON Feed: {e}"))
         }
@@ -1169,5 +1211,27 @@ mod tests {
         assert_eq!(parse(nested).hints, FeedHints::default());
         let plain = br#"<rss version="2.0"><channel><title>T</title><ttl>0</ttl></channel></rss>"#;
         assert_eq!(parse(plain).hints, FeedHints::default());
+    }
+
+    #[test]
+    fn a_namespace_flood_says_so() {
+        let decls: String = (0..5000)
+            .map(|i| format!(" xmlns:n{i}=\"urn:n:{i}\""))
+            .collect();
+        let doc = format!("<rss version=\"2.0\"{decls}><channel><title>t</title></channel></rss>");
+        match err(doc.as_bytes()) {
+            ParseError::Malformed(m) => assert!(m.contains("namespace"), "{m}"),
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn error_texts_escape_controls_from_the_document() {
+        let e =
+            err("<a\u{1b}[2J\u{0}\u{202e}b><c/></a\u{1b}[2J\u{0}\u{202e}b>".as_bytes()).to_string();
+        assert!(!e.chars().any(invisible), "{e:?}");
+        assert!(e.contains("\\u{1b}[2J\\u{0}\\u{202e}b"), "{e}");
+        let e = err(b"<rss version=\"2.0\"><channel></chan\x1bnel></rss>").to_string();
+        assert!(!e.chars().any(invisible), "{e:?}");
     }
 }

@@ -21,6 +21,7 @@ mod exec;
 mod feeds;
 mod flow;
 mod gold;
+mod hostile;
 mod http;
 mod matching;
 mod opml;
