@@ -29,6 +29,9 @@ pub struct Stats {
     pub new_items: AtomicU64,
     pub alerts_queued: AtomicU64,
     pub alerts_delivered: AtomicU64,
+    /// The Prometheus registry: unlike the counters above it outlives the
+    /// context, handed on to the next one on reload.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Everything a poll needs; shared by all feed tasks.
@@ -51,6 +54,8 @@ pub struct PollReport {
     pub new_items: usize,
     pub alerts: usize,
     pub warnings: Vec<String>,
+    /// Rule indices, one per (new item, rule) match.
+    pub matched: Vec<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -326,6 +331,7 @@ pub async fn parse_bounded(
 pub async fn poll_feed(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollError> {
     ctx.stats.polls.fetch_add(1, Ordering::Relaxed);
     let result = poll_inner(ctx, feed).await;
+    ctx.stats.metrics.polled(&ctx.config, &feed.id, &result);
     if let Err(e) = &result {
         ctx.stats.failures.fetch_add(1, Ordering::Relaxed);
         let status = match e {
@@ -354,7 +360,8 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
             .acquire()
             .await
             .map_err(|e| PollError::Parse(e.to_string()))?;
-        ctx.fetcher.fetch(&feed.url, &memory.validators).await?
+        let fetch = ctx.fetcher.fetch(&feed.url, &memory.validators);
+        ctx.stats.metrics.time_fetch(fetch).await?
     };
     let fetched = match fetched {
         FetchOutcome::NotModified { status } => {
@@ -395,6 +402,7 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
     let mut queued = Vec::new();
     let mut alerts = 0;
     let mut items_alerted = 0;
+    let mut matched = Vec::new();
     let unseen_set: std::collections::HashSet<&str> = unseen.iter().map(String::as_str).collect();
     let mut done = std::collections::HashSet::new();
     for item in &parsed.items {
@@ -411,6 +419,7 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
             continue;
         }
         alerts += matches.len();
+        matched.extend(matches.iter().map(|m| m.rule));
         items_alerted += 1;
         let aid = alert_id(&feed.id, &item.key);
         for m in &matches {
@@ -480,6 +489,7 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
         new_items: unseen.len(),
         alerts,
         warnings: parsed.warnings,
+        matched,
     })
 }
 

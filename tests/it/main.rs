@@ -22,6 +22,7 @@ mod feeds;
 mod flow;
 mod gold;
 mod http;
+mod http_endpoint;
 mod matching;
 mod opml;
 mod parse;
