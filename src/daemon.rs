@@ -46,11 +46,16 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Opens state and builds the shared context.
 pub fn context(config: Arc<Config>) -> anyhow::Result<Arc<Ctx>> {
     let state = State::open_dir(&config.daemon.state_dir)?;
-    context_with(config, state)
+    context_with(config, state, Arc::default())
 }
 
-/// The shared context for `config` on an open state database.
-fn context_with(config: Arc<Config>, state: State) -> anyhow::Result<Arc<Ctx>> {
+/// The shared context for `config` on an open state database; `metrics`
+/// goes from context to context, so counters survive reloads.
+fn context_with(
+    config: Arc<Config>,
+    state: State,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> anyhow::Result<Arc<Ctx>> {
     let fetcher = Fetcher::new(&config.daemon)?;
     let fetches = config.daemon.max_concurrent_fetches;
     Ok(Arc::new(Ctx {
@@ -59,7 +64,10 @@ fn context_with(config: Arc<Config>, state: State) -> anyhow::Result<Arc<Ctx>> {
         fetcher,
         // Parsing is CPU- and memory-heavy; a few at once is plenty.
         parse_slots: Semaphore::new(fetches.clamp(1, 4)),
-        stats: Stats::default(),
+        stats: Stats {
+            metrics,
+            ..Stats::default()
+        },
         config,
     }))
 }
@@ -226,7 +234,13 @@ pub async fn reload_requested(current: &Arc<Ctx>) -> Option<Arc<Ctx>> {
             "state_dir changed; it takes effect at the next start (the running state database stays)"
         );
     }
-    match context_with(Arc::new(config), current.state.clone()) {
+    if config.http != current.config.http {
+        tracing::warn!(
+            "[http] changed; it takes effect at the next start (the running endpoint stays)"
+        );
+    }
+    let metrics = current.stats.metrics.clone();
+    match context_with(Arc::new(config), current.state.clone(), metrics) {
         Ok(ctx) => Some(ctx),
         Err(e) => {
             tracing::error!(error = %e, "reload failed; keeping the running configuration");
@@ -266,6 +280,8 @@ fn start_generation(
     first: &HashMap<String, Duration>,
 ) -> Generation {
     let config = ctx.config.clone();
+    // No task of an older configuration runs now (see `run_supervised`).
+    ctx.stats.metrics.configure(&config);
     let cancel = parent.child_token();
     let tracker = TaskTracker::new();
     let wakes: Arc<Vec<Arc<Notify>>> = Arc::new(
@@ -350,6 +366,12 @@ pub async fn run_supervised(
     let retention = config.daemon.seen_retention;
     let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
     let pruned = ctx.state.call(move |s| s.prune_seen(cutoff)).await?;
+    // Bound before anything starts: a configured endpoint that cannot
+    // listen stops the start (see `http`).
+    let listener = match &config.http {
+        Some(h) => Some(crate::http::bind(h).await?),
+        None => None,
+    };
     tracing::info!(feeds = config.feeds.len(), rules = config.rules.len(), sinks = config.sinks.len(),
         state = %ctx.state.path().display(), pruned, "wirewatch started");
 
@@ -368,6 +390,16 @@ pub async fn run_supervised(
             .unwrap_or_else(|p| p.into_inner().clone());
         async move { health(&ctx, &live).await }
     }));
+    if let Some(listener) = listener {
+        let served = current.clone();
+        let current: crate::http::Current = Arc::new(move || {
+            served
+                .lock()
+                .map(|g| g.clone())
+                .unwrap_or_else(|p| p.into_inner().clone())
+        });
+        outer.spawn(crate::http::serve(listener, current, cancel.clone()));
+    }
     outer.close();
     let describe = |c: &Config| {
         format!(
@@ -392,7 +424,9 @@ pub async fn run_supervised(
         };
         tracing::info!(reason = %reason, "reload requested");
         sd.send("RELOADING=1");
-        let Some(next) = reload_requested(&ctx).await else {
+        let next = reload_requested(&ctx).await;
+        ctx.stats.metrics.reloaded(next.is_some());
+        let Some(next) = next else {
             sd.ready(&format!(
                 "{} (last reload refused: see the log)",
                 describe(&ctx.config)

@@ -33,6 +33,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::config::{Config, RetryPolicy, Severity, SinkConfig};
 use crate::flow::{self, AlertRuleFlow, Bucket, Decision, SinkFlow};
+use crate::metrics::FailKind;
 use crate::model::{Alert, AlertFeed, AlertItem, AlertRule, Digest, Snippet};
 use crate::pipeline::{Ctx, Stats};
 use crate::sink::{self, Sink, SinkError};
@@ -172,6 +173,7 @@ async fn settle(
             stats
                 .alerts_delivered
                 .fetch_add(n as u64, Ordering::Relaxed);
+            stats.metrics.delivered(&sink_id, n);
             Ok(Outcome::Delivered)
         }
         Err(SinkError::Transient {
@@ -204,6 +206,8 @@ async fn settle(
                     Ok(n + if expired { seqs.len() } else { 0 })
                 })
                 .await?;
+            stats.metrics.failed(lane.id(), FailKind::Transient, n);
+            stats.metrics.failed(lane.id(), FailKind::Dead, buried);
             Ok(Outcome::Hold { wait, buried })
         }
         Err(SinkError::Rejected { message }) => {
@@ -228,12 +232,17 @@ async fn settle(
                     Ok(())
                 })
                 .await?;
+            stats.metrics.failed(&sink_id, FailKind::Rejected, n);
+            if bury {
+                stats.metrics.failed(&sink_id, FailKind::Dead, n);
+            }
             Ok(Outcome::Next {
                 buried: if bury { n } else { 0 },
             })
         }
         Err(SinkError::Gone { message }) => {
             let endpoint = lane.sink.endpoint().to_string();
+            stats.metrics.failed(&sink_id, FailKind::Gone, n);
             tracing::error!(sink = %sink_id, endpoint = %endpoint, alert = %a.label, error = %message,
                 "sink endpoint is gone; sink switched off (alerts stay queued; `wirewatch alerts retry --sink {sink_id}` switches it on)");
             state

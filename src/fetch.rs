@@ -160,6 +160,13 @@ impl HostGates {
     }
 }
 
+/// Permission to fetch one URL: its host's slot and a global slot.
+pub struct Admission {
+    url: Url,
+    _host: OwnedSemaphorePermit,
+    _global: OwnedSemaphorePermit,
+}
+
 /// The key politeness limits are counted by: host and port.
 pub fn host_key(url: &Url) -> String {
     format!(
@@ -215,26 +222,48 @@ impl Fetcher {
         })
     }
 
-    /// GETs `url`, conditionally when validators are given, once a slot of
-    /// its host (after the host's spacing) and a global slot are free — in
-    /// that order, so feeds waiting for a busy host never hold global slots.
-    /// The fetch itself, body included, ends within the configured total
-    /// deadline, which starts when the slots are held.
+    /// GETs `url`, conditionally when validators are given: [`Fetcher::admit`]
+    /// then [`Fetcher::fetch_admitted`].
     pub async fn fetch(
         &self,
         url: &str,
         validators: &Validators,
     ) -> Result<FetchOutcome, FetchError> {
+        let admitted = self.admit(url).await?;
+        self.fetch_admitted(&admitted, validators).await
+    }
+
+    /// Waits until `url` may be fetched: a slot of its host (after the
+    /// host's spacing), then a global slot — in that order, so feeds waiting
+    /// for a busy host never hold global slots. The slots are held until the
+    /// returned [`Admission`] is dropped.
+    pub async fn admit(&self, url: &str) -> Result<Admission, FetchError> {
         let parsed = Url::parse(url).map_err(|e| FetchError::Http(format!("bad URL: {e}")))?;
-        let _host = self.hosts.enter(&host_key(&parsed)).await?;
-        let _slot = self
+        let host = self.hosts.enter(&host_key(&parsed)).await?;
+        let global = self
             .slots
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|e| FetchError::Http(e.to_string()))?;
+        Ok(Admission {
+            url: parsed,
+            _host: host,
+            _global: global,
+        })
+    }
+
+    /// The fetch itself, body included, within the configured total
+    /// deadline.
+    pub async fn fetch_admitted(
+        &self,
+        admitted: &Admission,
+        validators: &Validators,
+    ) -> Result<FetchOutcome, FetchError> {
         // The client timeout covers each request; this outer deadline is
         // the guarantee (it also bounds redirects and our own chunk loop).
-        match tokio::time::timeout(self.total, self.fetch_inner(parsed, validators)).await {
+        let inner = self.fetch_inner(admitted.url.clone(), validators);
+        match tokio::time::timeout(self.total, inner).await {
             Ok(r) => r,
             Err(_) => Err(FetchError::Timeout(self.total)),
         }

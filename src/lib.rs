@@ -19,6 +19,8 @@
 //! - [`deliver`], [`sink`]: the outbox drained per sink, at least once;
 //!   [`flow`] decides what waits for a digest (throttle, quiet hours). Pure.
 //! - [`opml`]: subscription lists in and out (`wirewatch feeds`). Pure.
+//! - [`metrics`]: the Prometheus registry and its text exposition. Pure.
+//! - [`http`]: the optional endpoint serving `/healthz` and `/metrics`.
 //! - [`service`]: systemd integration: sd_notify (READY, STOPPING,
 //!   WATCHDOG tied to a health check), journald log format.
 //! - [`demo`]: the bundled feed server and the `wirewatch demo` run.
@@ -30,6 +32,8 @@ pub mod demo;
 pub mod fetch;
 pub mod flow;
 pub mod html;
+pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod opml;
 pub mod parse;

@@ -30,6 +30,9 @@ pub struct Stats {
     pub new_items: AtomicU64,
     pub alerts_queued: AtomicU64,
     pub alerts_delivered: AtomicU64,
+    /// The Prometheus registry: unlike the counters above it outlives the
+    /// context, handed on to the next one on reload.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Everything a poll needs; shared by all feed tasks.
@@ -58,6 +61,8 @@ pub struct PollReport {
     pub hints: Hints,
     /// Set when this poll found the feed moved by a permanent redirect.
     pub moved_to: Option<String>,
+    /// Rule indices, one per (new item, rule) match.
+    pub matched: Vec<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -333,6 +338,7 @@ pub async fn parse_bounded(
 pub async fn poll_feed(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollError> {
     ctx.stats.polls.fetch_add(1, Ordering::Relaxed);
     let result = poll_inner(ctx, feed).await;
+    ctx.stats.metrics.polled(&ctx.config, &feed.id, &result);
     if let Err(e) = &result {
         ctx.stats.failures.fetch_add(1, Ordering::Relaxed);
         let status = match e {
@@ -366,7 +372,11 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
         }
         None => feed.url.clone(),
     };
-    let fetched = ctx.fetcher.fetch(&url, &memory.validators).await?;
+    // Timed from admission: the histogram shows the fetch, not the queue.
+    let admitted = ctx.fetcher.admit(&url).await?;
+    let fetch = ctx.fetcher.fetch_admitted(&admitted, &memory.validators);
+    let fetched = ctx.stats.metrics.time_fetch(fetch).await?;
+    drop(admitted);
     if let Some(to) = &fetched.hints().moved_to {
         tracing::warn!(feed = %feed.id, configured = %feed.url, from = %url, to = %to,
             "feed moved permanently (HTTP 301/308): polling the new URL from now on; update the config");
@@ -421,6 +431,7 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
     let mut queued = Vec::new();
     let mut alerts = 0;
     let mut items_alerted = 0;
+    let mut matched = Vec::new();
     let unseen_set: std::collections::HashSet<&str> = unseen.iter().map(String::as_str).collect();
     let mut done = std::collections::HashSet::new();
     for item in &parsed.items {
@@ -437,6 +448,7 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
             continue;
         }
         alerts += matches.len();
+        matched.extend(matches.iter().map(|m| m.rule));
         items_alerted += 1;
         let aid = alert_id(&feed.id, &item.key);
         for m in &matches {
@@ -512,6 +524,7 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
             max_age,
         },
         moved_to,
+        matched,
     })
 }
 

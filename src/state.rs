@@ -264,6 +264,18 @@ pub struct SinkStatus {
     pub disabled: Option<Disabled>,
 }
 
+/// The outbox of one sink in numbers, for the metrics endpoint (read at
+/// every scrape, so three index-only counts and nothing else).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxDepth {
+    pub sink: String,
+    /// Live alerts, held ones included.
+    pub queued: u64,
+    /// Of `queued`, those held for a digest.
+    pub held: u64,
+    pub dead: u64,
+}
+
 /// The result of one successful fetch + parse, written in one transaction.
 #[derive(Debug, Default)]
 pub struct PollCommit {
@@ -401,6 +413,31 @@ impl State {
         self.lock()
             .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?;
         Ok(())
+    }
+
+    /// Queued, held and dead alerts of each of `sink_ids` (zeros for a
+    /// sink with none).
+    pub fn outbox_depths(&self, sink_ids: &[String]) -> Result<Vec<OutboxDepth>, StateError> {
+        let conn = self.lock();
+        let mut counts = conn.prepare_cached(
+            "SELECT COUNT(*) FILTER (WHERE dead_at IS NULL),
+                    COUNT(*) FILTER (WHERE dead_at IS NULL AND bucket IS NOT NULL),
+                    COUNT(*) FILTER (WHERE dead_at IS NOT NULL)
+             FROM outbox WHERE sink_id = ?1",
+        )?;
+        sink_ids
+            .iter()
+            .map(|id| {
+                Ok(counts.query_row([id], |r| {
+                    Ok(OutboxDepth {
+                        sink: id.clone(),
+                        queued: r.get(0)?,
+                        held: r.get(1)?,
+                        dead: r.get(2)?,
+                    })
+                })?)
+            })
+            .collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -1165,6 +1202,33 @@ mod tests {
         assert_eq!(later[0].attempts, 1);
         s.ack_all(&[later[0].seq], now).unwrap();
         assert_eq!(s.next_due("out").unwrap(), None);
+    }
+
+    #[test]
+    fn outbox_depths_count_queued_held_and_dead_per_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open_dir(dir.path()).unwrap();
+        let now = Utc::now();
+        let alerts = [("out", "a1"), ("out", "a2"), ("out", "a3"), ("log", "a1")];
+        s.commit_poll("f", &commit(&["k"], &alerts), now).unwrap();
+        let due = s.due("out", now, 10).unwrap();
+        s.hold(due[0].seq, "digest", now).unwrap();
+        s.bury(due[1].seq, "rejected", now).unwrap();
+        let ids = ["out".to_string(), "log".to_string(), "idle".to_string()];
+        let depth = |sink: &str, queued, held, dead| OutboxDepth {
+            sink: sink.into(),
+            queued,
+            held,
+            dead,
+        };
+        assert_eq!(
+            s.outbox_depths(&ids).unwrap(),
+            vec![
+                depth("out", 2, 1, 1),
+                depth("log", 1, 0, 0),
+                depth("idle", 0, 0, 0)
+            ]
+        );
     }
 
     #[test]

@@ -103,6 +103,15 @@ impl Default for DaemonConfig {
     }
 }
 
+/// `[http]`: the optional endpoint serving `/healthz` and `/metrics`.
+/// Absent: no listener at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// An IP address and a port (no host names: what is bound must be
+    /// exactly what was written).
+    pub listen: std::net::SocketAddr,
+}
+
 /// How far back the first poll of a feed alerts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backfill {
@@ -244,11 +253,15 @@ pub struct Config {
     /// The main file.
     pub path: PathBuf,
     pub daemon: DaemonConfig,
+    /// `[http]`, if present.
+    pub http: Option<HttpConfig>,
     pub feeds: Vec<FeedConfig>,
     pub sinks: Vec<SinkConfig>,
     /// Enabled rules, compiled; index `i` of the set is `rule_meta[i]`.
     pub rules: Arc<RuleSet>,
     pub rule_meta: Vec<RuleMeta>,
+    /// How long compiling the rule set took (the `wirewatch_ruleset_build_seconds` gauge).
+    pub rules_build_time: Duration,
     /// Rules that are written but `enabled = false` (validated all the same).
     pub disabled_rules: usize,
     pub rule_files: Vec<PathBuf>,
@@ -420,10 +433,11 @@ pub fn load_from(
     let mut top = Fields::new(&source, doc.as_table(), "the main config file");
 
     let daemon_table = top.table(&mut r, "daemon");
+    let http_table = top.table(&mut r, "http");
     let feed_tables = top.tables(&mut r, "feed");
     let sink_tables = top.tables(&mut r, "sink");
     let rules_item = top.take_item("rules");
-    top.finish(&mut r, &["daemon", "feed", "sink"]);
+    top.finish(&mut r, &["daemon", "http", "feed", "sink"]);
     if let Some(item) = rules_item {
         r.error(
             reader::item_pos(item),
@@ -432,6 +446,7 @@ pub fn load_from(
     }
 
     let (daemon, rule_paths) = read_daemon(&mut r, &source, daemon_table, &dir);
+    let http = http_table.and_then(|t| read_http(&mut r, &source, t));
     let feeds = read_feeds(&mut r, &source, &feed_tables, daemon.poll_interval);
     let sinks = read_sinks(&mut r, &source, &sink_tables, &dir);
     if feeds.is_empty() && feed_tables.is_empty() {
@@ -480,7 +495,9 @@ pub fn load_from(
     let order: Vec<PathBuf> = std::iter::once(source.path.clone())
         .chain(book.sources.iter().map(|s| s.path.clone()))
         .collect();
+    let compile_started = std::time::Instant::now();
     let compiled = book.compile();
+    let rules_build_time = compile_started.elapsed();
     let compiled = match compiled {
         Ok(c) if diags.is_empty() => c,
         Ok(_) => return Err(sorted(diags, &order)),
@@ -493,10 +510,12 @@ pub fn load_from(
     Ok(Config {
         path: source.path.clone(),
         daemon,
+        http,
         feeds,
         sinks,
         rules: Arc::new(rules),
         rule_meta: metas,
+        rules_build_time,
         disabled_rules: disabled,
         rule_files,
         warnings,
@@ -610,6 +629,37 @@ fn read_daemon(
     }
     f.finish(r, DAEMON_KEYS);
     (d, rules)
+}
+
+const HTTP_KEYS: &[&str] = &["listen"];
+
+/// `[http]`: `listen` is required (the table is how the endpoint is
+/// switched on) and must be an IP address with a non-zero port.
+fn read_http(r: &mut Reporter, source: &Source, table: &toml_edit::Table) -> Option<HttpConfig> {
+    let mut f = Fields::new(source, table, "[http]");
+    let listen = f.required_string(r, "listen");
+    f.finish(r, HTTP_KEYS);
+    let listen = listen?;
+    match listen.value.trim().parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.port() == 0 => {
+            r.error(
+                listen.pos,
+                "`listen` needs a fixed port, not 0 (Prometheus must know where to scrape)",
+            );
+            None
+        }
+        Ok(addr) => Some(HttpConfig { listen: addr }),
+        Err(_) => {
+            r.error(
+                listen.pos,
+                format!(
+                    "`listen` must be an IP address and port like \"127.0.0.1:9797\" or \"[::1]:9797\" (host names are not resolved), found \"{}\"",
+                    listen.value
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn positive_duration(r: &mut Reporter, f: &mut Fields, key: &'static str) -> Option<Duration> {
@@ -1433,6 +1483,71 @@ path = "alerts.jsonl"
         assert!(got[0].starts_with("/cfg/wirewatch.toml:9:7: feed url \"ftp://x\""));
         assert!(got[1].starts_with("/cfg/wirewatch.toml:10:12: `interval` must be longer than 0s"));
         assert!(got[2].starts_with("/cfg/wirewatch.toml:11:12: `backfill`"));
+    }
+
+    #[test]
+    fn http_endpoint_is_off_by_default_and_validated_with_places() {
+        let rules = "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\n";
+        assert_eq!(load_str(MAIN, rules).unwrap().http, None);
+        let on = load_str(
+            &format!("{MAIN}\n[http]\nlisten = \"127.0.0.1:9797\"\n"),
+            rules,
+        );
+        assert_eq!(
+            on.unwrap().http.map(|h| h.listen.to_string()),
+            Some("127.0.0.1:9797".to_string())
+        );
+        let v6 = load_str(&format!("{MAIN}\n[http]\nlisten = \"[::1]:9797\"\n"), rules);
+        assert!(v6
+            .unwrap()
+            .http
+            .is_some_and(|h| h.listen.ip().is_loopback()));
+
+        // `[http]` starts two lines below MAIN's last line.
+        let at = MAIN.lines().count() + 2;
+        let got = load_errors(
+            &format!("{MAIN}\n[http]\nlisten = \"localhost:9797\"\nlsiten = 1\n"),
+            rules,
+        );
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(
+            got[0].starts_with(&format!(
+                "/cfg/wirewatch.toml:{}:10: `listen` must be an IP address and port",
+                at + 1
+            )),
+            "{got:#?}"
+        );
+        assert_eq!(
+            got[1],
+            format!(
+                "/cfg/wirewatch.toml:{}:1: unknown key `lsiten` in [http]; did you mean `listen`?",
+                at + 2
+            )
+        );
+        let got = load_errors(
+            &format!("{MAIN}\n[http]\nlisten = \"127.0.0.1:0\"\n"),
+            rules,
+        );
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert!(
+            got[0].starts_with(&format!(
+                "/cfg/wirewatch.toml:{}:10: `listen` needs a fixed port",
+                at + 1
+            )),
+            "{got:#?}"
+        );
+        let got = load_errors(&format!("{MAIN}\n[http]\n"), rules);
+        assert_eq!(
+            got,
+            vec![format!(
+                "/cfg/wirewatch.toml:{at}:1: [http] is missing `listen`"
+            )]
+        );
+        let got = load_errors(&format!("http = \"127.0.0.1:9797\"\n{MAIN}"), rules);
+        assert!(
+            got.len() == 1 && got[0].contains("`http` must be a table like [http]"),
+            "{got:#?}"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod flow;
 mod gold;
 mod hostile;
 mod http;
+mod http_endpoint;
 mod matching;
 mod opml;
 mod parse;
