@@ -22,6 +22,7 @@ mod feeds;
 mod flow;
 mod gold;
 mod http;
+mod man;
 mod matching;
 mod opml;
 mod parse;
