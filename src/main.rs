@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use chrono::Utc;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use wirewatch::config::{self, Config, DaemonConfig};
@@ -17,6 +17,8 @@ use wirewatch::model::{AlertFeed, ParsedFeed};
 use wirewatch::parse::{parse_feed, ParseOptions};
 use wirewatch::state::{FeedStatus, SinkStatus, State, Validators};
 use wirewatch::{daemon, deliver, demo, pipeline, service, sink};
+
+mod man;
 
 /// Exit code for configuration errors (`check`, and any command given a bad
 /// config).
@@ -93,6 +95,14 @@ enum Command {
     Feeds(FeedsArgs),
     /// Run the real pipeline against a bundled local feed server (~30 s).
     Demo,
+    /// Write the manual pages (wirewatch.1, wirewatch-run.1, ...) generated
+    /// from this command line into a directory (for packaging).
+    #[command(hide = true)]
+    Man {
+        /// Directory to write the pages into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -378,6 +388,12 @@ async fn dispatch(cmd: Command, sd: service::Systemd) -> anyhow::Result<ExitCode
             let cancel = CancellationToken::new();
             shutdown_signal(cancel.clone());
             demo::run(cancel).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out } => {
+            for page in man::write_pages(Cli::command(), &out)? {
+                println!("{}", page.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

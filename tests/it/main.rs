@@ -24,6 +24,7 @@ mod gold;
 mod hostile;
 mod http;
 mod http_endpoint;
+mod man;
 mod matching;
 mod opml;
 mod parse;
