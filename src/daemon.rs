@@ -366,6 +366,7 @@ pub async fn run_supervised(
     let retention = config.daemon.seen_retention;
     let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
     let pruned = ctx.state.call(move |s| s.prune_seen(cutoff)).await?;
+    crate::archive::prune_logged(&ctx.state, &config.daemon).await;
     // Bound before anything starts: a configured endpoint that cannot
     // listen stops the start (see `http`).
     let listener = match &config.http {
@@ -400,6 +401,22 @@ pub async fn run_supervised(
         });
         outer.spawn(crate::http::serve(listener, current, cancel.clone()));
     }
+    // The archive is pruned every hour, under whatever config runs.
+    let pruning = current.clone();
+    let stop = cancel.clone();
+    outer.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(crate::archive::PRUNE_EVERY) => {}
+            }
+            let ctx = pruning
+                .lock()
+                .map(|g| g.0.clone())
+                .unwrap_or_else(|p| p.into_inner().0.clone());
+            crate::archive::prune_logged(&ctx.state, &ctx.config.daemon).await;
+        }
+    });
     outer.close();
     let describe = |c: &Config| {
         format!(
@@ -520,6 +537,7 @@ pub async fn once(ctx: Arc<Ctx>) -> anyhow::Result<OnceReport> {
     }
     report.failed.sort();
     report.moved.sort();
+    crate::archive::prune_logged(&ctx.state, &ctx.config.daemon).await;
     for cfg in &ctx.config.sinks {
         let lane = match deliver::Lane::new(cfg, &ctx.config) {
             Ok(l) => l,

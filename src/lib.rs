@@ -16,6 +16,8 @@
 //! - [`snippet`]: the sentence(s) that show why a rule fired. Pure.
 //! - [`pipeline`]: one poll of one feed, ending in one state transaction.
 //! - [`state`]: the only module that touches SQLite.
+//! - [`archive`]: new items kept for `archive_days`: `backtest`, `search`
+//!   and `check`'s per-rule counts over them.
 //! - [`deliver`], [`sink`]: the outbox drained per sink, at least once;
 //!   [`flow`] decides what waits for a digest (throttle, quiet hours). Pure.
 //! - [`opml`]: subscription lists in and out (`wirewatch feeds`). Pure.
@@ -25,6 +27,7 @@
 //!   WATCHDOG tied to a health check), journald log format.
 //! - [`demo`]: the bundled feed server and the `wirewatch demo` run.
 
+pub mod archive;
 pub mod config;
 pub mod daemon;
 pub mod deliver;

@@ -79,6 +79,36 @@ enum Command {
         #[arg(required = true)]
         sources: Vec<String>,
     },
+    /// Run the rules of a config (the live one or an edited copy) over the
+    /// archived items: what each rule would have matched, with snippets.
+    /// Sends nothing, queues nothing.
+    Backtest {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        archive: ArchiveArgs,
+        /// Only this rule.
+        #[arg(long, value_name = "ID")]
+        rule: Option<String>,
+        /// Matches shown per rule (all are counted).
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: usize,
+    },
+    /// Search the archived items with a query in the rule language.
+    Search {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        archive: ArchiveArgs,
+        /// The query, e.g. 'Курск NEAR/5 (сапер* OR deminers)'.
+        query: String,
+        /// Only items of this feed.
+        #[arg(long, value_name = "ID")]
+        feed: Option<String>,
+        /// Results shown, newest first.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: usize,
+    },
     /// Show each feed's health and the alerts waiting per sink.
     Status {
         #[command(flatten)]
@@ -103,6 +133,22 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+}
+
+/// Options shared by `backtest` and `search`.
+#[derive(clap::Args)]
+struct ArchiveArgs {
+    /// Only items first seen within this long, e.g. 7d, 12h (default: the
+    /// whole archive).
+    #[arg(long, value_name = "DURATION")]
+    since: Option<String>,
+    /// The state directory (or its wirewatch.db) to read; default: the
+    /// config's `state_dir` (useful with an edited copy of the config).
+    #[arg(long, value_name = "PATH")]
+    state: Option<PathBuf>,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -353,6 +399,81 @@ async fn dispatch(cmd: Command, sd: service::Systemd) -> anyhow::Result<ExitCode
                 return Ok(ExitCode::from(EXIT_CONFIG));
             };
             print_summary(&c);
+            check_archive(&c);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backtest {
+            config,
+            archive,
+            rule,
+            limit,
+        } => {
+            let Some(config) = load_config(&config)? else {
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            };
+            let rule = match rule {
+                None => None,
+                Some(id) => match config.rule_meta.iter().position(|m| m.id == id) {
+                    Some(i) => Some(i),
+                    None => {
+                        let ids: Vec<&str> =
+                            config.rule_meta.iter().map(|m| m.id.as_str()).collect();
+                        anyhow::bail!("unknown rule \"{id}\"; enabled rules: {}", ids.join(", "))
+                    }
+                },
+            };
+            let since = since_arg(archive.since.as_deref())?;
+            let state = open_archive(&config, archive.state.as_deref())?;
+            let b = wirewatch::archive::backtest(&config, &state, since, rule, limit)?;
+            wirewatch::archive::print_backtest(&mut std::io::stdout().lock(), &b, archive.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Search {
+            config,
+            archive,
+            query,
+            feed,
+            limit,
+        } => {
+            let Some(config) = load_config(&config)? else {
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            };
+            let set = match wirewatch::archive::compile_query(&query, &config.aliases) {
+                Ok(set) => set,
+                Err(problems) => {
+                    for p in &problems {
+                        eprintln!("{}", p.render(&query));
+                    }
+                    eprintln!("wirewatch: the query does not parse (see docs/rules.md)");
+                    return Ok(ExitCode::from(EXIT_CONFIG));
+                }
+            };
+            let node = wirewatch::rules::query::parse_query(&query).ok();
+            let since = since_arg(archive.since.as_deref())?;
+            let state = open_archive(&config, archive.state.as_deref())?;
+            let r = wirewatch::archive::search(
+                &state,
+                &set,
+                node.as_ref(),
+                since,
+                feed.as_deref(),
+                limit,
+                config.daemon.snippet_max_chars,
+            )?;
+            tracing::info!(prefilter = ?r.prefilter, examined = r.examined, found = r.found.len(), "search");
+            wirewatch::archive::print_search(&mut std::io::stdout().lock(), &r, archive.json)?;
+            if !archive.json {
+                eprintln!(
+                    "{} result(s); {} archived item(s) examined{}",
+                    r.found.len(),
+                    r.examined,
+                    if r.prefilter.is_some() {
+                        " (narrowed by the full-text index)"
+                    } else {
+                        ""
+                    }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Parse { source } => {
@@ -454,6 +575,62 @@ fn print_summary(c: &Config) {
         );
     }
     println!("  state: {}", c.state_file().display());
+}
+
+/// `check`'s archive section: per-rule match counts when the state file
+/// exists and holds archived items. Never changes the exit code.
+fn check_archive(c: &Config) {
+    let file = c.state_file();
+    if !file.exists() {
+        return;
+    }
+    let counted = State::open(&file)
+        .map_err(anyhow::Error::from)
+        .and_then(|st| {
+            Ok(wirewatch::archive::rule_counts(
+                c,
+                &st,
+                wirewatch::archive::CHECK_MAX_ITEMS,
+            )?)
+        });
+    match counted {
+        Ok(Some(counts)) => {
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            if let Err(e) = wirewatch::archive::print_counts(&mut out, &mut err, c, &counts) {
+                eprintln!("wirewatch: {e}");
+            }
+        }
+        Ok(None) => println!("  archive: empty (no per-rule counts yet)"),
+        Err(e) => eprintln!(
+            "wirewatch: cannot read the archive in {}: {e:#}",
+            file.display()
+        ),
+    }
+}
+
+/// `--since 7d` as the earliest first-seen time.
+fn since_arg(since: Option<&str>) -> anyhow::Result<Option<chrono::DateTime<Utc>>> {
+    let Some(s) = since else { return Ok(None) };
+    let d = config::reader::parse_duration(s).map_err(|e| anyhow::anyhow!("--since {s:?}: {e}"))?;
+    let d = chrono::Duration::from_std(d).map_err(|e| anyhow::anyhow!("--since {s:?}: {e}"))?;
+    Ok(Some(Utc::now() - d))
+}
+
+/// The state file `backtest` and `search` read: `--state` (a directory
+/// or the file itself), else the config's. Never created.
+fn open_archive(c: &Config, over: Option<&Path>) -> anyhow::Result<State> {
+    let file = match over {
+        Some(p) if p.is_dir() => p.join("wirewatch.db"),
+        Some(p) => p.to_path_buf(),
+        None => c.state_file(),
+    };
+    if !file.exists() {
+        anyhow::bail!(
+            "no state at {} (wirewatch has not polled yet; --state points at another state directory)",
+            file.display()
+        );
+    }
+    Ok(State::open(&file)?)
 }
 
 /// Reads a feed from a file or URL and parses it.

@@ -192,9 +192,15 @@ pub fn alert_for_matches(
             authors: item.authors.clone(),
         },
         matched: m.matched_terms(doc),
-        snippet: snippet_for(doc, &snippet_hits(&config.rules, m), max_chars),
+        snippet: snippet_of(&config.rules, doc, m, max_chars),
         detected_at: now,
     })
+}
+
+/// The snippet of one match, as alerts show it (also for ad-hoc queries:
+/// `wirewatch search`). Pure.
+pub fn snippet_of(rules: &RuleSet, doc: &Document, m: &RuleMatch, max_chars: usize) -> Snippet {
+    snippet_for(doc, &snippet_hits(rules, m), max_chars)
 }
 
 /// Matches one item against the rules and builds an alert per matching
@@ -434,15 +440,26 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
     let mut matched = Vec::new();
     let unseen_set: std::collections::HashSet<&str> = unseen.iter().map(String::as_str).collect();
     let mut done = std::collections::HashSet::new();
+    // Every new item is archived, alerting or not (`archive_days = 0`: none).
+    let archiving = ctx.config.daemon.archive_days > 0;
+    let mut archive = Vec::new();
     for item in &parsed.items {
         if !unseen_set.contains(item.key.as_str()) || !done.insert(item.key.as_str()) {
             continue;
         }
-        if !fresh.alerts(item) {
+        let alerts_ok = fresh.alerts(item);
+        if !alerts_ok && !archiving {
             tracing::debug!(feed = %feed.id, item = %item.key, "old item marked seen without alert");
             continue;
         }
         let doc = document(item, &feed.id);
+        if archiving {
+            archive.push(crate::archive::entry(&afeed, item, &doc));
+        }
+        if !alerts_ok {
+            tracing::debug!(feed = %feed.id, item = %item.key, "old item marked seen without alert");
+            continue;
+        }
         let matches = ctx.config.rules.matches(&doc);
         if matches.is_empty() {
             continue;
@@ -501,6 +518,7 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
         alerts: queued,
         items_alerted,
         hints: parsed.hints,
+        archive,
     };
     let queued_n = commit.alerts.len() as u64;
     let id = feed.id.clone();

@@ -14,6 +14,28 @@
 //!
 //! Calls are synchronous and short; async callers run them on the blocking
 //! pool through [`State::call`].
+//!
+//! # Archive
+//!
+//! Every new item (alerting or not) is written to `archive` by the same
+//! [`State::commit_poll`] that marks it seen, with what the rules look at
+//! (title, summary, content, link, authors, categories, feed), so a
+//! backtest sees what the live matcher saw. [`State::prune_archive`] drops
+//! rows older than `archive_days` or beyond `archive_max_items`, a bounded
+//! batch per call.
+//!
+//! `archive_fts` is a *contentless* FTS5 table (`content = ''`,
+//! `contentless_delete = 1`) whose two columns hold the rule engine's own
+//! terms of the item text, not the raw text: `words` the folded words,
+//! `stems` their stems (see `archive::index_terms`). Why not an
+//! external-content table over title/summary/content: FTS5's tokenizer
+//! disagrees with the rule language (no Russian stemming, "de-mining" not
+//! joined, `ё`/`й` folded differently), so a MATCH over the raw text could
+//! drop items a rule matches; over our own terms a prefilter built from a
+//! query is a sound superset, and every candidate is still verified by the
+//! engine. Contentless keeps only the inverted index (the text lives once,
+//! in `archive`); the delete trigger removes a row's index entries with
+//! the row, so pruning cannot leave orphans.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -100,6 +122,35 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE feeds ADD COLUMN ttl_secs INTEGER;
     ALTER TABLE feeds ADD COLUMN skip_hours INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE feeds ADD COLUMN skip_days INTEGER NOT NULL DEFAULT 0;",
+    // 7: archive: every new item for `archive_days`, for backtest, search and
+    // check (see the "Archive" section of the module docs)
+    "CREATE TABLE archive (
+        id INTEGER PRIMARY KEY,
+        feed_id TEXT NOT NULL,
+        item_key TEXT NOT NULL,
+        feed_title TEXT NOT NULL,
+        feed_url TEXT NOT NULL,
+        title TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        content TEXT NOT NULL,
+        -- Item.full_text (the extracted article) goes here when it is wired.
+        full_text TEXT,
+        link TEXT,
+        authors TEXT NOT NULL,
+        categories TEXT NOT NULL,
+        published INTEGER,
+        updated INTEGER,
+        first_seen INTEGER NOT NULL,
+        UNIQUE (feed_id, item_key)
+    );
+    CREATE INDEX archive_first_seen ON archive (first_seen);
+    CREATE VIRTUAL TABLE archive_fts USING fts5(
+        words, stems, content = '', contentless_delete = 1,
+        tokenize = 'unicode61 remove_diacritics 0'
+    );
+    CREATE TRIGGER archive_fts_delete AFTER DELETE ON archive BEGIN
+        DELETE FROM archive_fts WHERE rowid = old.id;
+    END;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -293,6 +344,50 @@ pub struct PollCommit {
     pub items_alerted: usize,
     /// The document's schedule hints (replacing the stored ones).
     pub hints: FeedHints,
+    /// New items to archive (empty when the archive is off).
+    pub archive: Vec<ArchiveEntry>,
+}
+
+/// A new item as the archive stores it: the item, the feed as its alerts
+/// name it, and the rule engine's terms of its text for the FTS index.
+#[derive(Debug, Clone)]
+pub struct ArchiveEntry {
+    pub feed_title: String,
+    pub feed_url: String,
+    pub item: crate::model::Item,
+    /// Folded words of the item text, space-separated.
+    pub words: String,
+    /// Their stems, space-separated.
+    pub stems: String,
+}
+
+/// An item read back from the archive.
+#[derive(Debug, Clone)]
+pub struct ArchivedItem {
+    pub feed_id: String,
+    pub feed_title: String,
+    pub feed_url: String,
+    pub item: crate::model::Item,
+    pub first_seen: DateTime<Utc>,
+}
+
+/// Which archived items to read, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ArchiveQuery {
+    /// First seen at or after this.
+    pub since: Option<DateTime<Utc>>,
+    pub feed: Option<String>,
+    /// An FTS5 MATCH expression over `words`/`stems`: only rows it
+    /// matches are read (a prefilter; the caller verifies each row).
+    pub fts: Option<String>,
+}
+
+/// How much the archive holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchiveStats {
+    pub items: u64,
+    pub oldest: Option<DateTime<Utc>>,
+    pub newest: Option<DateTime<Utc>>,
 }
 
 /// Handle to the state database; cheap to clone.
@@ -346,6 +441,79 @@ fn local_day(ms: i64) -> String {
 
 fn from_ms(v: Option<i64>) -> Option<DateTime<Utc>> {
     v.and_then(|v| Utc.timestamp_millis_opt(v).single())
+}
+
+/// Writes new items to the archive and its index (inside the caller's
+/// transaction). An item already archived (its seen key was forgotten and
+/// it came back) keeps its row.
+fn archive_items(
+    tx: &rusqlite::Transaction<'_>,
+    feed_id: &str,
+    entries: &[ArchiveEntry],
+    now: i64,
+) -> Result<(), StateError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut row = tx.prepare_cached(
+        "INSERT INTO archive (feed_id, item_key, feed_title, feed_url, title, summary, content,
+             full_text, link, authors, categories, published, updated, first_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (feed_id, item_key) DO NOTHING
+         RETURNING id",
+    )?;
+    let mut index =
+        tx.prepare_cached("INSERT INTO archive_fts (rowid, words, stems) VALUES (?1, ?2, ?3)")?;
+    for e in entries {
+        let it = &e.item;
+        let list = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        let id: Option<i64> = row
+            .query_row(
+                params![
+                    feed_id,
+                    it.key,
+                    e.feed_title,
+                    e.feed_url,
+                    it.title,
+                    it.summary,
+                    it.content,
+                    it.link,
+                    list(&it.authors),
+                    list(&it.categories),
+                    it.published.map(ms),
+                    it.updated.map(ms),
+                    now
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = id {
+            index.execute(params![id, e.words, e.stems])?;
+        }
+    }
+    Ok(())
+}
+
+fn archived_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ArchivedItem> {
+    let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
+    Ok(ArchivedItem {
+        feed_id: r.get(0)?,
+        feed_title: r.get(1)?,
+        feed_url: r.get(2)?,
+        item: crate::model::Item {
+            key: r.get(3)?,
+            title: r.get(4)?,
+            summary: r.get(5)?,
+            content: r.get(6)?,
+            // Column 7, `full_text`: Item.full_text when it is wired.
+            link: r.get(8)?,
+            authors: list(r.get(9)?),
+            categories: list(r.get(10)?),
+            published: from_ms(r.get(11)?),
+            updated: from_ms(r.get(12)?),
+        },
+        first_seen: from_ms(r.get(13)?).unwrap_or_default(),
+    })
 }
 
 impl State {
@@ -553,6 +721,7 @@ impl State {
             for (sink, id, payload) in &c.alerts {
                 queue.execute(params![sink, id, payload, now])?;
             }
+            archive_items(&tx, feed_id, &c.archive, now)?;
         }
         tx.execute(
             "UPDATE feeds SET last_items = ?2, ttl_secs = ?3, skip_hours = ?4, skip_days = ?5
@@ -723,6 +892,98 @@ impl State {
     pub fn prune_seen(&self, cutoff: DateTime<Utc>) -> Result<usize, StateError> {
         let conn = self.lock();
         Ok(conn.execute("DELETE FROM seen WHERE last_seen_at < ?1", [ms(cutoff)])?)
+    }
+
+    /// Deletes archived items first seen before `cutoff`, then the oldest
+    /// beyond `max_items`: at most `batch` rows in one transaction (call
+    /// again while it returns `batch`). Returns how many went.
+    pub fn prune_archive(
+        &self,
+        cutoff: DateTime<Utc>,
+        max_items: usize,
+        batch: usize,
+    ) -> Result<usize, StateError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut gone = tx.execute(
+            "DELETE FROM archive WHERE id IN
+                 (SELECT id FROM archive WHERE first_seen < ?1 ORDER BY first_seen LIMIT ?2)",
+            params![ms(cutoff), batch as i64],
+        )?;
+        if gone < batch {
+            // The newest `max_items` stay: the row at that offset (newest
+            // first) is the newest one to go.
+            let edge: Option<(i64, i64)> = tx
+                .query_row(
+                    "SELECT first_seen, id FROM archive ORDER BY first_seen DESC, id DESC
+                     LIMIT 1 OFFSET ?1",
+                    [max_items as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((at, id)) = edge {
+                gone += tx.execute(
+                    "DELETE FROM archive WHERE id IN
+                         (SELECT id FROM archive
+                          WHERE first_seen < ?1 OR (first_seen = ?1 AND id <= ?2)
+                          ORDER BY first_seen, id LIMIT ?3)",
+                    params![at, id, (batch - gone) as i64],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(gone)
+    }
+
+    /// Items in the archive and the first-seen times of the oldest and
+    /// newest (`since`: only those first seen since then).
+    pub fn archive_stats(&self, since: Option<DateTime<Utc>>) -> Result<ArchiveStats, StateError> {
+        let conn = self.lock();
+        Ok(conn.query_row(
+            "SELECT COUNT(*), MIN(first_seen), MAX(first_seen) FROM archive
+             WHERE first_seen >= ?1",
+            [since.map_or(i64::MIN, ms)],
+            |r| {
+                Ok(ArchiveStats {
+                    items: r.get(0)?,
+                    oldest: from_ms(r.get(1)?),
+                    newest: from_ms(r.get(2)?),
+                })
+            },
+        )?)
+    }
+
+    /// Calls `each` with the archived items `q` selects, newest first
+    /// (first seen, then published), until it returns `false`; returns how
+    /// many it was given. Rows are read one at a time, so memory does not
+    /// grow with the archive.
+    pub fn archived(
+        &self,
+        q: &ArchiveQuery,
+        mut each: impl FnMut(ArchivedItem) -> bool,
+    ) -> Result<usize, StateError> {
+        let conn = self.lock();
+        let fts = match q.fts {
+            Some(_) => "AND id IN (SELECT rowid FROM archive_fts WHERE archive_fts MATCH ?3)",
+            None => "AND ?3 IS NULL",
+        };
+        let sql = format!(
+            "SELECT feed_id, feed_title, feed_url, item_key, title, summary, content, full_text,
+                    link, authors, categories, published, updated, first_seen
+             FROM archive
+             WHERE first_seen >= ?1 AND (?2 IS NULL OR feed_id = ?2) {fts}
+             ORDER BY first_seen DESC, published DESC, id DESC"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let mut rows = stmt.query(params![q.since.map_or(i64::MIN, ms), q.feed, q.fts])?;
+        let mut n = 0;
+        while let Some(r) = rows.next()? {
+            n += 1;
+            if !each(archived_row(r)?) {
+                break;
+            }
+        }
+        Ok(n)
     }
 
     /// Up to `limit` live alerts for `sink_id` that are due at `now`, in
@@ -1138,6 +1399,7 @@ mod tests {
             items: new.len(),
             items_alerted: alerts.len(),
             hints: FeedHints::default(),
+            archive: Vec::new(),
         }
     }
 
@@ -1279,6 +1541,135 @@ mod tests {
             s.unseen("f", &["old".into(), "new".into()]).unwrap(),
             vec!["old"]
         );
+    }
+
+    fn archived(id: &str, title: &str) -> ArchiveEntry {
+        ArchiveEntry {
+            feed_title: "Feed".into(),
+            feed_url: "http://f.invalid/".into(),
+            item: crate::model::Item {
+                key: id.into(),
+                title: title.into(),
+                link: Some(format!("http://f.invalid/{id}")),
+                published: Some(Utc.timestamp_opt(1_700_000_000, 0).unwrap()),
+                updated: None,
+                summary: format!("summary of {id}"),
+                content: String::new(),
+                authors: vec!["Anna Petrova".into()],
+                categories: vec!["world".into()],
+            },
+            words: title.to_lowercase(),
+            stems: title.to_lowercase(),
+        }
+    }
+
+    fn archive_keys(s: &State, q: ArchiveQuery) -> Vec<String> {
+        let mut out = Vec::new();
+        s.archived(&q, |a| {
+            out.push(a.item.key);
+            true
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn new_items_are_archived_by_the_seen_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open_dir(dir.path()).unwrap();
+        let t0 = Utc::now() - chrono::Duration::hours(2);
+        let mut c = commit(&["a", "b"], &[("out", "x")]);
+        c.archive = vec![archived("a", "kursk deminers"), archived("b", "weather")];
+        s.commit_poll("f", &c, t0).unwrap();
+        // The same key again (its seen key forgotten): the row stays.
+        let mut again = commit(&["a"], &[]);
+        again.archive = vec![archived("a", "changed title")];
+        s.commit_poll("f", &again, Utc::now()).unwrap();
+        let mut rows = Vec::new();
+        s.archived(&ArchiveQuery::default(), |a| {
+            rows.push(a);
+            true
+        })
+        .unwrap();
+        assert_eq!(rows.len(), 2);
+        let a = rows.iter().find(|r| r.item.key == "a").unwrap();
+        assert_eq!(a.item.title, "kursk deminers");
+        assert_eq!(a.item.authors, vec!["Anna Petrova"]);
+        assert_eq!(a.item.categories, vec!["world"]);
+        assert_eq!(a.item.link.as_deref(), Some("http://f.invalid/a"));
+        assert_eq!(a.feed_id, "f");
+        assert_eq!(a.first_seen.timestamp_millis(), t0.timestamp_millis());
+        let fts = |q: &str| {
+            archive_keys(
+                &s,
+                ArchiveQuery {
+                    fts: Some(q.into()),
+                    ..ArchiveQuery::default()
+                },
+            )
+        };
+        assert_eq!(fts("stems:\"kursk\""), vec!["a"]);
+        assert_eq!(fts("words:\"wea\" *"), vec!["b"]);
+        assert!(fts("stems:\"changed\"").is_empty());
+        assert_eq!(
+            s.archive_stats(None).unwrap().items,
+            2,
+            "stats count every row"
+        );
+        assert_eq!(
+            archive_keys(
+                &s,
+                ArchiveQuery {
+                    feed: Some("other".into()),
+                    ..ArchiveQuery::default()
+                }
+            ),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn archive_prunes_by_age_then_by_count_in_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open_dir(dir.path()).unwrap();
+        let now = Utc::now();
+        for (i, age) in [10i64, 9, 8, 3, 2, 1].iter().enumerate() {
+            let key = format!("k{i}");
+            let mut c = commit(&[key.as_str()], &[]);
+            c.archive = vec![archived(&key, &format!("item {age} days old"))];
+            s.commit_poll("f", &c, now - chrono::Duration::days(*age))
+                .unwrap();
+        }
+        let week = now - chrono::Duration::days(7);
+        // Three are older than a week; a batch of two takes the oldest two.
+        assert_eq!(s.prune_archive(week, 100, 2).unwrap(), 2);
+        assert_eq!(s.prune_archive(week, 100, 2).unwrap(), 1);
+        assert_eq!(s.prune_archive(week, 100, 2).unwrap(), 0);
+        let newest_first = archive_keys(&s, ArchiveQuery::default());
+        assert_eq!(newest_first, vec!["k5", "k4", "k3"]);
+        // The cap keeps the newest.
+        assert_eq!(s.prune_archive(week, 1, 100).unwrap(), 2);
+        assert_eq!(archive_keys(&s, ArchiveQuery::default()), vec!["k5"]);
+        // The index goes with the rows.
+        let n: i64 = s
+            .lock()
+            .query_row(
+                "SELECT COUNT(*) FROM archive_fts WHERE archive_fts MATCH 'item'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        // `since` filters by first seen.
+        let since = archive_keys(
+            &s,
+            ArchiveQuery {
+                since: Some(now),
+                ..ArchiveQuery::default()
+            },
+        );
+        assert!(since.is_empty());
+        assert_eq!(s.prune_archive(now, 0, 100).unwrap(), 1);
     }
 
     #[test]

@@ -81,6 +81,11 @@ pub struct DaemonConfig {
     /// items older than this are treated as stale, not alerted.
     pub seen_retention: Duration,
     pub user_agent: String,
+    /// New items are kept this many days for `backtest`, `search` and
+    /// `check`; 0 turns the archive off.
+    pub archive_days: u32,
+    /// The archive keeps at most this many items (the oldest go first).
+    pub archive_max_items: usize,
 }
 
 impl Default for DaemonConfig {
@@ -99,6 +104,8 @@ impl Default for DaemonConfig {
             snippet_max_chars: 300,
             seen_retention: Duration::from_secs(90 * 86_400),
             user_agent: DEFAULT_USER_AGENT.to_string(),
+            archive_days: 7,
+            archive_max_items: 100_000,
         }
     }
 }
@@ -268,6 +275,8 @@ pub struct Config {
     /// Rules that load but look wrong (can never match, match almost
     /// everything); `check` prints them, the daemon logs them.
     pub warnings: Vec<Diagnostic>,
+    /// `[aliases]` of the rule files, for ad-hoc queries (`search`).
+    pub aliases: crate::rules::Aliases,
 }
 
 impl Config {
@@ -496,6 +505,7 @@ pub fn load_from(
         .chain(book.sources.iter().map(|s| s.path.clone()))
         .collect();
     let compile_started = std::time::Instant::now();
+    let aliases = book.aliases.clone();
     let compiled = book.compile();
     let rules_build_time = compile_started.elapsed();
     let compiled = match compiled {
@@ -519,6 +529,7 @@ pub fn load_from(
         disabled_rules: disabled,
         rule_files,
         warnings,
+        aliases,
     })
 }
 
@@ -560,6 +571,8 @@ const DAEMON_KEYS: &[&str] = &[
     "snippet_max_chars",
     "seen_retention",
     "user_agent",
+    "archive_days",
+    "archive_max_items",
 ];
 
 fn read_daemon(
@@ -626,6 +639,12 @@ fn read_daemon(
         } else {
             d.user_agent = v.value;
         }
+    }
+    if let Some(v) = f.integer(r, "archive_days", 0..=3650) {
+        d.archive_days = v as u32;
+    }
+    if let Some(v) = f.integer(r, "archive_max_items", 1..=10_000_000) {
+        d.archive_max_items = v as usize;
     }
     f.finish(r, DAEMON_KEYS);
     (d, rules)
@@ -1446,7 +1465,7 @@ path = "alerts.jsonl"
             got,
             vec![
                 "/cfg/wirewatch.toml:3:17: `poll_interval`: invalid duration \"5 minutes\": expected a number with a unit, as in \"90s\", \"5m\", \"2h\", \"1d\"",
-                "/cfg/wirewatch.toml:4:1: unknown key `frobnicate` in [daemon]; expected one of: poll_interval, max_concurrent_fetches, max_fetches_per_host, min_host_spacing, state_dir, rules, fetch_timeout, connect_timeout, max_feed_bytes, max_items_per_feed, max_redirects, snippet_max_chars, seen_retention, user_agent",
+                "/cfg/wirewatch.toml:4:1: unknown key `frobnicate` in [daemon]; expected one of: poll_interval, max_concurrent_fetches, max_fetches_per_host, min_host_spacing, state_dir, rules, fetch_timeout, connect_timeout, max_feed_bytes, max_items_per_feed, max_redirects, snippet_max_chars, seen_retention, user_agent, archive_days, archive_max_items",
                 "/cfg/rules.toml:4:1: unknown key `sinkz` in rule \"a\"; did you mean `sinks`?",
                 "/cfg/rules.toml:6:1: rule \"b\": rule needs a `query` or at least one term in `any` or `all`",
                 "/cfg/rules.toml:10:6: duplicate rule id \"a\" (first defined at /cfg/rules.toml:2)",

@@ -519,6 +519,18 @@ impl Document {
         }
     }
 
+    /// The folded word and the stem of every token of the text stream
+    /// (title, summary and content; hyphen-joined tokens included), in
+    /// text order: what word, prefix and exact terms are compared with, so
+    /// an index of them (the archive's) never misses what a rule finds.
+    pub fn text_terms(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.streams
+            .iter()
+            .filter(|s| s.class == 0)
+            .flat_map(|s| s.toks.iter())
+            .map(move |t| (self.word(t), self.key(t)))
+    }
+
     /// Char range in `text` of title / summary / content (`None` for the
     /// whole text and for the other fields).
     pub(super) fn region(&self, field: Field) -> Option<&Range<usize>> {

@@ -8,6 +8,7 @@ mod server;
 mod util;
 
 mod alerts;
+mod archive;
 mod backfill;
 mod check;
 mod compression;
