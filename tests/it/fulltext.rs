@@ -115,6 +115,11 @@ fn failed_articles_fall_back_to_the_feed_text() {
     srv.route("/a/paywall", Route::ok(HTML, article("paywall.html")));
     srv.route("/a/front", Route::ok(HTML, article("section-front.html")));
     srv.route("/a/stall", Route::Stall);
+    let big = format!(
+        "<article><p>{}</p></article>",
+        "Kursk news, page after page. ".repeat(5_000)
+    );
+    srv.route("/a/big", Route::ok(HTML, big));
     let feed = rss(
         "Headlines",
         &[
@@ -142,13 +147,18 @@ fn failed_articles_fall_back_to_the_feed_text() {
                 "Five stories.",
                 &srv.url("/a/front"),
             ),
+            linked("b1", "Long read", "A long one.", &srv.url("/a/big")),
         ],
     );
     srv.route("/feed.xml", Route::ok(RSS, feed));
     let ws = Workspace::new(
         &Config::new(BODY_RULES)
             .set("fetch_timeout", "\"1s\"")
-            .feed_with("wire", &srv.url("/feed.xml"), "full_text = true"),
+            .feed_with(
+                "wire",
+                &srv.url("/feed.xml"),
+                "full_text = true\nfull_text_max_bytes = \"64KiB\"",
+            ),
     );
     let started = Instant::now();
     let out = once_logged(&ws);
@@ -163,7 +173,7 @@ fn failed_articles_fall_back_to_the_feed_text() {
             "Kursk grain update",
             "Refinery outage near Kursk"
         ],
-        "feed text still matches; the section front's own Kursk link does not count"
+        "feed text still matches; the section front's Kursk links and the words of the page over the size cap do not count"
     );
     let paywalled = alert_for(&alerts, "Refinery outage near Kursk");
     assert_eq!(
@@ -175,6 +185,7 @@ fn failed_articles_fall_back_to_the_feed_text() {
         ("/a/missing", "HTTP 404"),
         ("/a/stall", "timed out"),
         ("/a/front", "no article text found"),
+        ("/a/big", "full_text_max_bytes"),
     ] {
         let link = srv.url(path);
         let lines: Vec<&str> = out
