@@ -677,6 +677,7 @@ mod tests {
             content: String::new(),
             authors: vec![],
             categories: vec![],
+            full_text: None,
         }
     }
 

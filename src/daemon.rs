@@ -165,11 +165,23 @@ pub async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) -> anyhow::Result<()>
 }
 
 /// How long a poll can take at most when every fetch ahead of it runs to
-/// its deadline: the queue for global slots, and for its host's slots and
-/// spacing when many feeds share a host. At least 30 min.
+/// its deadline: the queue for global slots (article pages of `full_text`
+/// feeds included), and for its host's slots and spacing when many feeds
+/// share a host; plus the longest `full_text_budget`. At least 30 min.
 pub fn poll_bound(config: &Config) -> Duration {
     let d = &config.daemon;
-    let queued = config.feeds.len() / d.max_concurrent_fetches.max(1) + 2;
+    let fetches: usize = config
+        .feeds
+        .iter()
+        .map(|f| 1 + f.full_text.as_ref().map_or(0, |t| t.max_articles))
+        .sum();
+    let articles = config
+        .feeds
+        .iter()
+        .filter_map(|f| f.full_text.as_ref().map(|t| t.budget))
+        .max()
+        .unwrap_or_default();
+    let queued = fetches / d.max_concurrent_fetches.max(1) + 2;
     let global = d.fetch_timeout.saturating_mul(queued as u32);
     let mut per_host: HashMap<String, u32> = HashMap::new();
     for f in &config.feeds {
@@ -184,7 +196,10 @@ pub fn poll_bound(config: &Config) -> Duration {
     let host = each
         .saturating_mul(busiest)
         .saturating_add(d.fetch_timeout * 2);
-    global.max(host).max(Duration::from_secs(30 * 60))
+    global
+        .max(host)
+        .saturating_add(articles)
+        .max(Duration::from_secs(30 * 60))
 }
 
 /// The daemon's health, for the watchdog: no feed poll stuck beyond

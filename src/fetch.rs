@@ -111,8 +111,9 @@ impl FetchError {
 
 /// Per-host politeness: a bound on fetches in flight to one host (host and
 /// port) and a minimum spacing between their starts. The map holds one
-/// small entry per host ever fetched, so it is bounded by the configured
-/// feeds (redirect targets are not keyed).
+/// small entry per host fetched (feeds, and article pages of `full_text`
+/// feeds; redirect targets are not keyed); past [`MAX_IDLE_HOSTS`] entries
+/// the idle ones are forgotten.
 struct HostGates {
     per_host: usize,
     spacing: Duration,
@@ -125,9 +126,21 @@ struct HostGate {
     next_start: std::sync::Mutex<Instant>,
 }
 
+/// Host entries kept before idle ones (no fetch in flight or queued, spacing
+/// over) are dropped: article links can name any number of hosts.
+const MAX_IDLE_HOSTS: usize = 1024;
+
 impl HostGates {
     fn gate(&self, host: &str) -> Arc<HostGate> {
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        if hosts.len() >= MAX_IDLE_HOSTS && !hosts.contains_key(host) {
+            let now = Instant::now();
+            hosts.retain(|_, g| {
+                Arc::strong_count(g) > 1
+                    || Arc::strong_count(&g.slots) > 1
+                    || *g.next_start.lock().unwrap_or_else(|p| p.into_inner()) > now
+            });
+        }
         hosts
             .entry(host.to_string())
             .or_insert_with(|| {
@@ -188,6 +201,8 @@ pub struct Fetcher {
     slots: Arc<Semaphore>,
     hosts: Arc<HostGates>,
 }
+
+const PAGE_ACCEPT: &str = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5";
 
 const ACCEPT: &str = "application/rss+xml, application/atom+xml, application/feed+json, \
                       application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5";
@@ -262,18 +277,40 @@ impl Fetcher {
     ) -> Result<FetchOutcome, FetchError> {
         // The client timeout covers each request; this outer deadline is
         // the guarantee (it also bounds redirects and our own chunk loop).
-        let inner = self.fetch_inner(admitted.url.clone(), validators);
+        let inner = self.fetch_inner(admitted.url.clone(), validators, None);
         match tokio::time::timeout(self.total, inner).await {
             Ok(r) => r,
             Err(_) => Err(FetchError::Timeout(self.total)),
         }
     }
 
+    /// An article page of a `full_text` feed: the same client, host and
+    /// global slots, redirect rules and total deadline as a feed fetch,
+    /// with its own size cap (`max_bytes`) and an HTML `Accept`. Never
+    /// conditional (a 304 is an error).
+    pub async fn fetch_page(&self, url: &str, max_bytes: u64) -> Result<Fetched, FetchError> {
+        let admitted = self.admit(url).await?;
+        let none = Validators::default();
+        let inner = self.fetch_inner(admitted.url.clone(), &none, Some(max_bytes));
+        match tokio::time::timeout(self.total, inner).await {
+            Ok(Ok(FetchOutcome::Fetched(f))) => Ok(f),
+            Ok(Ok(FetchOutcome::NotModified { status, .. })) => Err(FetchError::Status {
+                status,
+                retry_after: None,
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(FetchError::Timeout(self.total)),
+        }
+    }
+
+    /// `page_cap`: fetching an article page with this size cap.
     async fn fetch_inner(
         &self,
         url: Url,
         validators: &Validators,
+        page_cap: Option<u64>,
     ) -> Result<FetchOutcome, FetchError> {
+        let max_bytes = page_cap.unwrap_or(self.max_bytes);
         let mut current = url;
         let mut visited = vec![current.clone()];
         // The end of the leading run of permanent redirects.
@@ -281,6 +318,9 @@ impl Fetcher {
         let mut permanent_so_far = true;
         let mut resp = loop {
             let mut req = self.client.get(current.clone());
+            if page_cap.is_some() {
+                req = req.header(header::ACCEPT, PAGE_ACCEPT);
+            }
             if let Some(etag) = &validators.etag {
                 req = req.header(header::IF_NONE_MATCH, etag);
             }
@@ -340,18 +380,14 @@ impl Fetcher {
             last_modified: text(header::LAST_MODIFIED),
         };
         let charset = text(header::CONTENT_TYPE).and_then(|ct| charset_of(&ct));
-        if resp.content_length().is_some_and(|n| n > self.max_bytes) {
-            return Err(FetchError::TooLarge {
-                limit: self.max_bytes,
-            });
+        if resp.content_length().is_some_and(|n| n > max_bytes) {
+            return Err(FetchError::TooLarge { limit: max_bytes });
         }
         let final_url = current.to_string();
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(FetchError::from_reqwest)? {
-            if body.len() as u64 + chunk.len() as u64 > self.max_bytes {
-                return Err(FetchError::TooLarge {
-                    limit: self.max_bytes,
-                });
+            if body.len() as u64 + chunk.len() as u64 > max_bytes {
+                return Err(FetchError::TooLarge { limit: max_bytes });
             }
             body.extend_from_slice(&chunk);
         }

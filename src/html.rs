@@ -123,9 +123,10 @@ pub fn html_to_text(input: &str) -> String {
 
 /// Accumulates visible characters, collapsing whitespace and applying the
 /// line breaks requested by block elements lazily (so none lead or trail).
+/// Also used by `extract` to render the article it chose.
 #[derive(Default)]
-struct Writer {
-    text: String,
+pub(crate) struct Writer {
+    pub(crate) text: String,
     /// Whitespace seen since the last visible character.
     space: bool,
     /// Line breaks (at most 2: a blank line) owed before the next character.
@@ -135,11 +136,11 @@ struct Writer {
 }
 
 impl Writer {
-    fn push_str(&mut self, s: &str) {
+    pub(crate) fn push_str(&mut self, s: &str) {
         s.chars().for_each(|c| self.push(c));
     }
 
-    fn push(&mut self, c: char) {
+    pub(crate) fn push(&mut self, c: char) {
         if c == '\n' && self.pre > 0 {
             self.newline();
         } else if c.is_whitespace() {
@@ -169,7 +170,7 @@ impl Writer {
     }
 
     /// What a start (`open`) or end tag of a visible element does to the text.
-    fn layout(&mut self, name: &str, open: bool) {
+    pub(crate) fn layout(&mut self, name: &str, open: bool) {
         let is = |list: &[&str]| list.iter().any(|e| e.eq_ignore_ascii_case(name));
         if name.eq_ignore_ascii_case("br") {
             self.newline();
@@ -202,7 +203,7 @@ pub(crate) fn invisible(c: char) -> bool {
         )
 }
 
-enum Token<'a> {
+pub(crate) enum Token<'a> {
     /// Literal text: a `<` that starts no tag, or a CDATA section.
     Text(&'a str),
     /// A start tag: name and whether it is self-closing (`<x/>`).
@@ -213,7 +214,7 @@ enum Token<'a> {
 }
 
 /// The markup at the start of `s` (which starts with `<`) and its length.
-fn token(s: &str) -> (Token<'_>, usize) {
+pub(crate) fn token(s: &str) -> (Token<'_>, usize) {
     let letter_at = |i: usize| s.as_bytes().get(i).is_some_and(u8::is_ascii_alphabetic);
     if s.starts_with("<!--") {
         // Searching from the second dash also ends `<!-->` and `<!--->`.
@@ -262,7 +263,7 @@ fn tag(s: &str, from: usize) -> Option<(&str, bool, usize)> {
 }
 
 /// Byte offset of the first `</name` (any case) in `s` that is a whole tag name.
-fn end_tag_at(s: &str, name: &str) -> Option<usize> {
+pub(crate) fn end_tag_at(s: &str, name: &str) -> Option<usize> {
     let b = s.as_bytes();
     s.match_indices("</").map(|(i, _)| i).find(|&i| {
         let end = i + 2 + name.len();
@@ -275,7 +276,7 @@ fn end_tag_at(s: &str, name: &str) -> Option<usize> {
 /// Decodes the character reference at the start of `s` (which starts with
 /// `&`) into a char and its length; `None` if it is not one (then `&` is
 /// text). Named references need their `;`, numeric ones do not.
-fn reference(s: &str) -> Option<(char, usize)> {
+pub(crate) fn reference(s: &str) -> Option<(char, usize)> {
     let b = s.as_bytes();
     if b.get(1) == Some(&b'#') {
         let (radix, start) = match b.get(2) {

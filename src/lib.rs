@@ -12,6 +12,9 @@
 //! - [`fetch`]: one HTTP client; conditional GET, timeouts, size cap.
 //! - [`parse`] (+ [`html`]): feed bytes -> [`model::Item`]s with stable keys
 //!   and plain text. Pure.
+//! - [`fulltext`] (+ [`extract`]): for `full_text = true` feeds, the new
+//!   items' article pages fetched (bounded per poll) and their main text
+//!   extracted (pure) for the rules.
 //! - [`text`], [`rules`]: tokenizing/folding and the watch-rule matcher. Pure.
 //! - [`snippet`]: the sentence(s) that show why a rule fired. Pure.
 //! - [`pipeline`]: one poll of one feed, ending in one state transaction.
@@ -32,8 +35,10 @@ pub mod config;
 pub mod daemon;
 pub mod deliver;
 pub mod demo;
+pub mod extract;
 pub mod fetch;
 pub mod flow;
+pub mod fulltext;
 pub mod html;
 pub mod http;
 pub mod metrics;

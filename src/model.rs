@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// `key` is stable across polls of the same feed: the entry's guid/id, else
 /// its link, else a hash of title and summary (never random).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     pub key: String,
     pub title: String,
@@ -25,6 +25,11 @@ pub struct Item {
     pub content: String,
     pub authors: Vec<String>,
     pub categories: Vec<String>,
+    /// The main text of the item's article page, for `full_text = true`
+    /// feeds when one was extracted (`crate::fulltext`); plain text,
+    /// paragraphs separated by blank lines. Rules see it as `content`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_text: Option<String>,
 }
 
 /// A parsed feed document.

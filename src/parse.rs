@@ -267,6 +267,7 @@ fn item(entry: Entry, base: Option<&str>) -> Item {
         content,
         authors: distinct(authors),
         categories: distinct(categories),
+        full_text: None,
     }
 }
 
@@ -362,12 +363,27 @@ fn decode(
     base: Option<&str>,
     warnings: &mut Vec<String>,
 ) -> String {
+    let declared = xml_encoding(body).map(|label| (label, "XML declaration"));
+    decode_declared(body, http_charset, declared, base, warnings)
+}
+
+/// [`decode`] with the document's own declaration given by the caller: a
+/// label and what declared it (`"XML declaration"`, `"meta charset"`), so
+/// HTML pages (`crate::extract`) are decoded by the same rules as feeds.
+pub(crate) fn decode_declared(
+    body: &[u8],
+    http_charset: Option<&str>,
+    declared: Option<(&str, &str)>,
+    base: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> String {
     if let Some((bom_encoding, bom_len)) = Encoding::for_bom(body) {
         return decode_lossy(bom_encoding, &body[bom_len..], warnings);
     }
     let http = http_charset.and_then(|l| known_encoding(l, "The HTTP charset", warnings));
-    let declared =
-        xml_encoding(body).and_then(|l| known_encoding(l, "The XML declaration", warnings));
+    let source = declared.map_or("XML declaration", |(_, source)| source);
+    let declared = declared
+        .and_then(|(label, source)| known_encoding(label, &format!("The {source}"), warnings));
     let (multibyte, malformed) = utf8_stats(body);
     let looks_utf8 = multibyte > malformed;
     // Whether the bytes plausibly are in `e`: UTF-8 without malformed bytes,
@@ -389,7 +405,7 @@ fn decode(
                 h
             };
             warnings.push(format!(
-                "The HTTP charset says {} but the XML declaration says {}; decoded as {}.",
+                "The HTTP charset says {} but the {source} says {}; decoded as {}.",
                 h.name(),
                 d.name(),
                 chosen.name()

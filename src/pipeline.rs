@@ -279,12 +279,13 @@ pub fn explain(rules: &RuleSet, doc: &Document, m: &RuleMatch) -> Vec<String> {
         .collect()
 }
 
-/// What the rules see of an item.
+/// What the rules see of an item. An extracted article text stands for the
+/// feed's content (for headline-only feeds empty or the summary again).
 pub fn document(item: &Item, feed_id: &str) -> Document {
     Document::new(DocFields {
         title: &item.title,
         summary: &item.summary,
-        content: &item.content,
+        content: item.full_text.as_deref().unwrap_or(&item.content),
         link: item.link.as_deref(),
         authors: &item.authors,
         categories: &item.categories,
@@ -416,7 +417,7 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
         max_items: ctx.config.daemon.max_items_per_feed,
         base_url: Some(fetched.final_url.clone()),
     };
-    let parsed = parse_bounded(&ctx.parse_slots, fetched.body, fetched.charset, opts)
+    let mut parsed = parse_bounded(&ctx.parse_slots, fetched.body, fetched.charset, opts)
         .await
         .map_err(PollError::Parse)?;
     for w in &parsed.warnings {
@@ -439,6 +440,27 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
     let mut items_alerted = 0;
     let mut matched = Vec::new();
     let unseen_set: std::collections::HashSet<&str> = unseen.iter().map(String::as_str).collect();
+    if let Some(ft) = &feed.full_text {
+        // The items matched below: first of their key, unseen, alerting.
+        let mut firsts = std::collections::HashSet::new();
+        let wanted: Vec<usize> = (0..parsed.items.len())
+            .filter(|&i| {
+                let item = &parsed.items[i];
+                unseen_set.contains(item.key.as_str())
+                    && firsts.insert(item.key.clone())
+                    && fresh.alerts(item)
+            })
+            .collect();
+        crate::fulltext::enrich(
+            &ctx.fetcher,
+            &ctx.parse_slots,
+            &feed.id,
+            ft,
+            &mut parsed.items,
+            &wanted,
+        )
+        .await;
+    }
     let mut done = std::collections::HashSet::new();
     // Every new item is archived, alerting or not (`archive_days = 0`: none).
     let archiving = ctx.config.daemon.archive_days > 0;
@@ -562,6 +584,7 @@ mod tests {
             content: String::new(),
             authors: vec![],
             categories: vec![],
+            full_text: None,
         }
     }
 

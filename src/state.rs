@@ -133,7 +133,7 @@ const MIGRATIONS: &[&str] = &[
         title TEXT NOT NULL,
         summary TEXT NOT NULL,
         content TEXT NOT NULL,
-        -- Item.full_text (the extracted article) goes here when it is wired.
+        -- Item.full_text: the extracted article of a `full_text` feed.
         full_text TEXT,
         link TEXT,
         authors TEXT NOT NULL,
@@ -458,7 +458,7 @@ fn archive_items(
     let mut row = tx.prepare_cached(
         "INSERT INTO archive (feed_id, item_key, feed_title, feed_url, title, summary, content,
              full_text, link, authors, categories, published, updated, first_seen)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?10, ?11, ?12, ?13)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?14, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (feed_id, item_key) DO NOTHING
          RETURNING id",
     )?;
@@ -482,7 +482,8 @@ fn archive_items(
                     list(&it.categories),
                     it.published.map(ms),
                     it.updated.map(ms),
-                    now
+                    now,
+                    it.full_text
                 ],
                 |r| r.get(0),
             )
@@ -505,7 +506,7 @@ fn archived_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ArchivedItem> {
             title: r.get(4)?,
             summary: r.get(5)?,
             content: r.get(6)?,
-            // Column 7, `full_text`: Item.full_text when it is wired.
+            full_text: r.get(7)?,
             link: r.get(8)?,
             authors: list(r.get(9)?),
             categories: list(r.get(10)?),
@@ -1557,6 +1558,7 @@ mod tests {
                 content: String::new(),
                 authors: vec!["Anna Petrova".into()],
                 categories: vec!["world".into()],
+                full_text: Some(format!("the article of {id}")),
             },
             words: title.to_lowercase(),
             stems: title.to_lowercase(),
@@ -1597,6 +1599,7 @@ mod tests {
         assert_eq!(a.item.authors, vec!["Anna Petrova"]);
         assert_eq!(a.item.categories, vec!["world"]);
         assert_eq!(a.item.link.as_deref(), Some("http://f.invalid/a"));
+        assert_eq!(a.item.full_text.as_deref(), Some("the article of a"));
         assert_eq!(a.feed_id, "f");
         assert_eq!(a.first_seen.timestamp_millis(), t0.timestamp_millis());
         let fts = |q: &str| {

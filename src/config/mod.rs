@@ -137,6 +137,24 @@ pub struct FeedConfig {
     /// Whether the feed's own schedule hints (RSS `ttl`, `skipHours`,
     /// `skipDays`, HTTP `Cache-Control: max-age`) may lengthen `interval`.
     pub schedule_hints: bool,
+    /// `full_text = true`: new items' article pages are fetched and their
+    /// main text matched (`crate::fulltext`).
+    pub full_text: Option<FullTextConfig>,
+}
+
+/// The bounds of a `full_text = true` feed's article fetches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullTextConfig {
+    /// Cap on one article page after decompression
+    /// (`full_text_max_bytes`, default `max_feed_bytes`).
+    pub max_bytes: u64,
+    /// Article fetches per poll at most (`full_text_max_articles`,
+    /// default 20); further new items keep their feed text.
+    pub max_articles: usize,
+    /// Wall-clock budget of one poll's article fetches, queueing and
+    /// extraction included (`full_text_budget`, default 60 s); what is not
+    /// done by then keeps its feed text.
+    pub budget: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -456,7 +474,7 @@ pub fn load_from(
 
     let (daemon, rule_paths) = read_daemon(&mut r, &source, daemon_table, &dir);
     let http = http_table.and_then(|t| read_http(&mut r, &source, t));
-    let feeds = read_feeds(&mut r, &source, &feed_tables, daemon.poll_interval);
+    let feeds = read_feeds(&mut r, &source, &feed_tables, &daemon);
     let sinks = read_sinks(&mut r, &source, &sink_tables, &dir);
     if feeds.is_empty() && feed_tables.is_empty() {
         r.error(
@@ -740,14 +758,19 @@ const FEED_KEYS: &[&str] = &[
     "interval",
     "backfill",
     "schedule_hints",
+    "full_text",
+    "full_text_max_bytes",
+    "full_text_max_articles",
+    "full_text_budget",
 ];
 
 fn read_feeds(
     r: &mut Reporter,
     source: &Source,
     tables: &[&toml_edit::Table],
-    default_interval: Duration,
+    daemon: &DaemonConfig,
 ) -> Vec<FeedConfig> {
+    let default_interval = daemon.poll_interval;
     let mut out = Vec::new();
     let mut ids = HashSet::new();
     for t in tables {
@@ -767,6 +790,7 @@ fn read_feeds(
             },
         };
         let schedule_hints = f.bool(r, "schedule_hints").unwrap_or(true);
+        let full_text = read_full_text(r, &mut f, daemon);
         f.finish(r, FEED_KEYS);
         let id_ok = id
             .as_ref()
@@ -797,10 +821,38 @@ fn read_feeds(
                 interval: interval.unwrap_or(default_interval),
                 backfill,
                 schedule_hints,
+                full_text,
             });
         }
     }
     out
+}
+
+/// A feed's `full_text` keys: `None` unless `full_text = true`; the bounds
+/// are read (and checked) either way.
+fn read_full_text(
+    r: &mut Reporter,
+    f: &mut Fields,
+    daemon: &DaemonConfig,
+) -> Option<FullTextConfig> {
+    let on = f.bool(r, "full_text").unwrap_or(false);
+    let max_bytes = f.size(r, "full_text_max_bytes");
+    let max_articles = f.integer(r, "full_text_max_articles", 1..=200);
+    let budget = match f.duration(r, "full_text_budget") {
+        Some(v) if v.value.is_zero() || v.value > Duration::from_secs(600) => {
+            r.error(
+                v.pos,
+                "`full_text_budget` must be longer than 0s and at most 10m",
+            );
+            None
+        }
+        v => v.map(|v| v.value),
+    };
+    on.then(|| FullTextConfig {
+        max_bytes: max_bytes.unwrap_or(daemon.max_feed_bytes),
+        max_articles: max_articles.map_or(20, |n| n as usize),
+        budget: budget.unwrap_or(Duration::from_secs(60)),
+    })
 }
 
 fn read_sinks(

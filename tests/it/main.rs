@@ -21,6 +21,7 @@ mod email;
 mod exec;
 mod feeds;
 mod flow;
+mod fulltext;
 mod gold;
 mod hostile;
 mod http;
