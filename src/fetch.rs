@@ -177,7 +177,20 @@ impl HostGates {
 pub struct Admission {
     url: Url,
     _host: OwnedSemaphorePermit,
-    _global: OwnedSemaphorePermit,
+    global: OwnedSemaphorePermit,
+}
+
+/// A global fetch slot kept after the fetch (see [`Admission::keep_slot`]).
+pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl Admission {
+    /// Frees the host's slot and keeps the global one: a poll holds it
+    /// until its document is parsed and committed, so fetched bodies never
+    /// pile up in memory faster than they are processed (the global bound
+    /// then bounds documents in flight, not only downloads).
+    pub fn keep_slot(self) -> Slot {
+        Slot(self.global)
+    }
 }
 
 /// The key politeness limits are counted by: host and port.
@@ -264,7 +277,7 @@ impl Fetcher {
         Ok(Admission {
             url: parsed,
             _host: host,
-            _global: global,
+            global,
         })
     }
 

@@ -383,7 +383,10 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
     let admitted = ctx.fetcher.admit(&url).await?;
     let fetch = ctx.fetcher.fetch_admitted(&admitted, &memory.validators);
     let fetched = ctx.stats.metrics.time_fetch(fetch).await?;
-    drop(admitted);
+    // The global slot stays held until the poll is committed (or fails):
+    // bodies and parsed items in memory are bounded by
+    // `max_concurrent_fetches`, however fast servers answer.
+    let mut slot = Some(admitted.keep_slot());
     if let Some(to) = &fetched.hints().moved_to {
         tracing::warn!(feed = %feed.id, configured = %feed.url, from = %url, to = %to,
             "feed moved permanently (HTTP 301/308): polling the new URL from now on; update the config");
@@ -441,6 +444,9 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
     let mut matched = Vec::new();
     let unseen_set: std::collections::HashSet<&str> = unseen.iter().map(String::as_str).collect();
     if let Some(ft) = &feed.full_text {
+        // Article fetches take slots of their own: give this one back first
+        // (holding it while waiting for others could deadlock).
+        slot.take();
         // The items matched below: first of their key, unseen, alerting.
         let mut firsts = std::collections::HashSet::new();
         let wanted: Vec<usize> = (0..parsed.items.len())
@@ -547,6 +553,7 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
     ctx.state
         .call(move |s| s.commit_poll(&id, &commit, now))
         .await?;
+    drop(slot);
     ctx.stats
         .new_items
         .fetch_add(unseen.len() as u64, Ordering::Relaxed);

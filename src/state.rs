@@ -395,7 +395,14 @@ pub struct ArchiveStats {
 pub struct State {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// Bounds `call`s on the blocking pool: there is one connection, so
+    /// more threads would only wait on its mutex (5,000 feed tasks starting
+    /// together once grew tokio's blocking pool to its 512-thread cap).
+    calls: Arc<tokio::sync::Semaphore>,
 }
+
+/// Concurrent [`State::call`]s; the rest wait in order (FIFO).
+const MAX_BLOCKING_CALLS: usize = 2;
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -569,6 +576,7 @@ impl State {
         Ok(State {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
+            calls: Arc::new(tokio::sync::Semaphore::new(MAX_BLOCKING_CALLS)),
         })
     }
 
@@ -615,16 +623,26 @@ impl State {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` on the blocking pool.
+    /// Runs `f` on the blocking pool, at most [`MAX_BLOCKING_CALLS`] at a
+    /// time.
     pub async fn call<T, F>(&self, f: F) -> Result<T, StateError>
     where
         T: Send + 'static,
         F: FnOnce(&State) -> Result<T, StateError> + Send + 'static,
     {
-        let s = self.clone();
-        tokio::task::spawn_blocking(move || f(&s))
+        let permit = self
+            .calls
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|e| StateError::Task(e.to_string()))?
+            .map_err(|e| StateError::Task(e.to_string()))?;
+        let s = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f(&s)
+        })
+        .await
+        .map_err(|e| StateError::Task(e.to_string()))?
     }
 
     pub fn feed_memory(&self, feed_id: &str) -> Result<FeedMemory, StateError> {
