@@ -44,5 +44,6 @@ pub mod service;
 pub mod sink;
 pub mod snippet;
 pub mod state;
+pub mod story;
 pub mod text;
 pub mod watch;
