@@ -15,6 +15,9 @@
 //! - [`text`], [`rules`]: tokenizing/folding and the watch-rule matcher. Pure.
 //! - [`snippet`]: the sentence(s) that show why a rule fired. Pure.
 //! - [`pipeline`]: one poll of one feed, ending in one state transaction.
+//! - [`story`] (+ [`cluster`]): near-duplicate story clustering across
+//!   feeds (MinHash + LSH over the story window; pure), and the daemon's
+//!   shared index and `on_repeat` routing.
 //! - [`state`]: the only module that touches SQLite.
 //! - [`deliver`], [`sink`]: the outbox drained per sink, at least once;
 //!   [`flow`] decides what waits for a digest (throttle, quiet hours). Pure.
@@ -25,6 +28,7 @@
 //!   WATCHDOG tied to a health check), journald log format.
 //! - [`demo`]: the bundled feed server and the `wirewatch demo` run.
 
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod deliver;

@@ -47,6 +47,8 @@ pub struct Ctx {
     /// The longest a poll can take, queueing included (the watchdog's
     /// limit; see `daemon::poll_bound`).
     pub poll_bound: std::time::Duration,
+    /// The story index (`crate::cluster`), loaded by the first poll.
+    pub clusters: Arc<crate::cluster::Clusters>,
 }
 
 /// What a successful poll did.
@@ -194,6 +196,7 @@ pub fn alert_for_matches(
         matched: m.matched_terms(doc),
         snippet: snippet_for(doc, &snippet_hits(&config.rules, m), max_chars),
         detected_at: now,
+        story: None,
     })
 }
 
@@ -428,6 +431,9 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
         now,
     };
     let afeed = alert_feed(feed, &parsed);
+    ctx.clusters.prepare(&ctx.config, &ctx.state).await?;
+    let mut story_rows = Vec::new();
+    let mut held = Vec::new();
     let mut queued = Vec::new();
     let mut alerts = 0;
     let mut items_alerted = 0;
@@ -444,6 +450,20 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
         }
         let doc = document(item, &feed.id);
         let matches = ctx.config.rules.matches(&doc);
+        let observed = ctx.clusters.observe(&feed.id, item, now);
+        if let Some(o) = &observed {
+            let rules: Vec<&str> = matches
+                .iter()
+                .filter_map(|m| ctx.config.rule_meta.get(m.rule).map(|r| r.id.as_str()))
+                .collect();
+            if !rules.is_empty() {
+                ctx.clusters.record_rules(o.assignment.story, &rules);
+            }
+            tracing::debug!(feed = %feed.id, item = %item.key, story = %o.story.id,
+                repeat = o.story.repeat, "story");
+            let rules = rules.into_iter().map(str::to_string).collect();
+            story_rows.extend(o.row(&feed.id, item, rules, now));
+        }
         if matches.is_empty() {
             continue;
         }
@@ -472,24 +492,40 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
         }
         let mut payloads: HashMap<(Vec<usize>, usize), String> = HashMap::new();
         for (sink, idx) in routed {
+            let route = observed
+                .as_ref()
+                .map_or(crate::cluster::Route::Send, |o| o.route(&ctx.config, &idx));
+            if route == crate::cluster::Route::Drop {
+                tracing::info!(feed = %feed.id, sink = %sink, item = %item.key, alert = %aid,
+                    story = ?observed.as_ref().map(|o| &o.story.id), "repeat of a story dropped");
+                continue;
+            }
             let cap = ctx.config.snippet_cap(sink);
             let key = (idx, cap);
             let payload = match payloads.get(&key) {
                 Some(p) => p.clone(),
                 None => {
                     let ms: Vec<&RuleMatch> = key.0.iter().map(|&i| &matches[i]).collect();
-                    let Some(alert) =
+                    let Some(mut alert) =
                         alert_for_matches(&ctx.config, &afeed, item, &doc, &ms, cap, now)
                     else {
                         continue;
                     };
+                    alert.story = observed.as_ref().map(|o| o.story.clone());
                     let p = serde_json::to_string(&alert)
                         .map_err(|e| PollError::Parse(e.to_string()))?;
                     payloads.insert(key, p.clone());
                     p
                 }
             };
-            queued.push((sink.to_string(), aid.clone(), payload));
+            if route == crate::cluster::Route::Hold {
+                let release = crate::cluster::hold_until(&ctx.config, sink, now);
+                tracing::info!(feed = %feed.id, sink = %sink, item = %item.key, alert = %aid,
+                    release_at = %release, "repeat of a story held for a digest");
+                held.push((sink.to_string(), aid.clone(), payload, release));
+            } else {
+                queued.push((sink.to_string(), aid.clone(), payload));
+            }
         }
     }
     let commit = PollCommit {
@@ -501,8 +537,10 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
         alerts: queued,
         items_alerted,
         hints: parsed.hints,
+        stories: story_rows,
+        held,
     };
-    let queued_n = commit.alerts.len() as u64;
+    let queued_n = (commit.alerts.len() + commit.held.len()) as u64;
     let id = feed.id.clone();
     ctx.state
         .call(move |s| s.commit_poll(&id, &commit, now))

@@ -81,6 +81,9 @@ pub struct DaemonConfig {
     /// items older than this are treated as stale, not alerted.
     pub seen_retention: Duration,
     pub user_agent: String,
+    /// New items are clustered with the items of this window across all
+    /// feeds (`crate::story`); zero switches clustering off.
+    pub story_window: Duration,
 }
 
 impl Default for DaemonConfig {
@@ -99,6 +102,7 @@ impl Default for DaemonConfig {
             snippet_max_chars: 300,
             seen_retention: Duration::from_secs(90 * 86_400),
             user_agent: DEFAULT_USER_AGENT.to_string(),
+            story_window: Duration::from_secs(48 * 3600),
         }
     }
 }
@@ -244,7 +248,32 @@ pub struct RuleMeta {
     pub sinks: Option<Vec<String>>,
     /// At most one alert per window per sink; the rest go out as a digest.
     pub throttle: Option<Duration>,
+    /// What a later copy of a story this rule already alerted does.
+    pub on_repeat: OnRepeat,
     pub file: PathBuf,
+}
+
+/// Per rule `on_repeat`: what happens to a later item of a story
+/// (`crate::story`) that an earlier item already matched this rule with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum OnRepeat {
+    /// Recorded on the story, not sent.
+    #[default]
+    Drop,
+    /// Held for the sink's next digest.
+    Digest,
+    /// Sent like a first item.
+    Alert,
+}
+
+impl OnRepeat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnRepeat::Drop => "drop",
+            OnRepeat::Digest => "digest",
+            OnRepeat::Alert => "alert",
+        }
+    }
 }
 
 /// A validated, immutable configuration. Shared as `Arc<Config>`.
@@ -560,6 +589,7 @@ const DAEMON_KEYS: &[&str] = &[
     "snippet_max_chars",
     "seen_retention",
     "user_agent",
+    "story_window",
 ];
 
 fn read_daemon(
@@ -625,6 +655,16 @@ fn read_daemon(
             r.error(v.pos, "`user_agent` must be non-empty printable text");
         } else {
             d.user_agent = v.value;
+        }
+    }
+    if let Some(v) = f.duration(r, "story_window") {
+        if v.value > Duration::from_secs(30 * 86_400) {
+            r.error(
+                v.pos,
+                "`story_window` must be at most 30d (0s switches clustering off)",
+            );
+        } else {
+            d.story_window = v.value;
         }
     }
     f.finish(r, DAEMON_KEYS);
@@ -958,7 +998,17 @@ fn read_desktop(r: &mut Reporter, f: &mut Fields) -> Option<DesktopConfig> {
 }
 
 const RULE_KEYS: &[&str] = &[
-    "id", "query", "any", "all", "none", "feeds", "severity", "sinks", "enabled", "throttle",
+    "id",
+    "query",
+    "any",
+    "all",
+    "none",
+    "feeds",
+    "severity",
+    "sinks",
+    "enabled",
+    "throttle",
+    "on_repeat",
 ];
 
 /// Where each part of a rule was written, to place engine errors.
@@ -1113,6 +1163,21 @@ impl RuleBook {
             Some(d) => Some(d.value),
             None => None,
         };
+        let on_repeat = match f.string(r, "on_repeat") {
+            Some(v) => match v.value.as_str() {
+                "drop" => OnRepeat::Drop,
+                "digest" => OnRepeat::Digest,
+                "alert" => OnRepeat::Alert,
+                other => {
+                    r.error(
+                        v.pos,
+                        format!("unknown on_repeat \"{other}\"; expected drop, digest or alert"),
+                    );
+                    OnRepeat::Drop
+                }
+            },
+            None => OnRepeat::Drop,
+        };
         let header = f.header();
         f.finish(r, RULE_KEYS);
 
@@ -1160,6 +1225,7 @@ impl RuleBook {
             severity,
             sinks: sinks.map(|l| l.into_iter().map(|s| s.value).collect()),
             throttle,
+            on_repeat,
             file: source.path.clone(),
         };
         self.rules.push((spec, meta, enabled, spans));
@@ -1446,11 +1512,32 @@ path = "alerts.jsonl"
             got,
             vec![
                 "/cfg/wirewatch.toml:3:17: `poll_interval`: invalid duration \"5 minutes\": expected a number with a unit, as in \"90s\", \"5m\", \"2h\", \"1d\"",
-                "/cfg/wirewatch.toml:4:1: unknown key `frobnicate` in [daemon]; expected one of: poll_interval, max_concurrent_fetches, max_fetches_per_host, min_host_spacing, state_dir, rules, fetch_timeout, connect_timeout, max_feed_bytes, max_items_per_feed, max_redirects, snippet_max_chars, seen_retention, user_agent",
+                "/cfg/wirewatch.toml:4:1: unknown key `frobnicate` in [daemon]; expected one of: poll_interval, max_concurrent_fetches, max_fetches_per_host, min_host_spacing, state_dir, rules, fetch_timeout, connect_timeout, max_feed_bytes, max_items_per_feed, max_redirects, snippet_max_chars, seen_retention, user_agent, story_window",
                 "/cfg/rules.toml:4:1: unknown key `sinkz` in rule \"a\"; did you mean `sinks`?",
                 "/cfg/rules.toml:6:1: rule \"b\": rule needs a `query` or at least one term in `any` or `all`",
                 "/cfg/rules.toml:10:6: duplicate rule id \"a\" (first defined at /cfg/rules.toml:2)",
                 "/cfg/rules.toml:12:10: unknown sink \"nowhere\"; configured sinks: out",
+            ]
+        );
+    }
+
+    #[test]
+    fn story_window_and_on_repeat() {
+        let rules = "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\n\n\
+                     [[rule]]\nid = \"d\"\nany = [\"Orsk\"]\non_repeat = \"digest\"\n";
+        let c = load_str(MAIN, rules).unwrap();
+        assert_eq!(c.daemon.story_window, Duration::from_secs(48 * 3600));
+        assert_eq!(c.rule_meta[0].on_repeat, OnRepeat::Drop, "the default");
+        assert_eq!(c.rule_meta[1].on_repeat, OnRepeat::Digest);
+        let main = MAIN.replace("poll_interval = \"5m\"", "story_window = \"0s\"");
+        assert!(load_str(&main, rules).unwrap().daemon.story_window.is_zero());
+        let main = MAIN.replace("poll_interval = \"5m\"", "story_window = \"40d\"");
+        let bad_rules = "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\non_repeat = \"twice\"\n";
+        assert_eq!(
+            load_errors(&main, bad_rules),
+            vec![
+                "/cfg/wirewatch.toml:3:16: `story_window` must be at most 30d (0s switches clustering off)",
+                "/cfg/rules.toml:4:13: unknown on_repeat \"twice\"; expected drop, digest or alert",
             ]
         );
     }
