@@ -28,10 +28,16 @@ use wirewatch::story::{signature, Signature, StoryIndex};
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(by: usize) {
+    let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        grew(layout.size());
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.alloc(layout) }
     }
@@ -41,7 +47,8 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        // Both blocks may be live while realloc copies.
+        grew(new_size);
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -163,6 +170,7 @@ fn story(c: &mut Criterion) {
         counted / index.len().max(1)
     );
 
+    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
     let mut grp = c.benchmark_group("story");
     let mut i = 0usize;
     grp.bench_function("signature", |b| {
@@ -194,9 +202,10 @@ fn story(c: &mut Criterion) {
     });
     grp.finish();
     eprintln!(
-        "story index after the runs: {} items, {:.1} MB counted",
+        "story index after the runs: {} items, {:.1} MB counted, peak {:.1} MB during the runs",
         index.len(),
-        (LIVE.load(Ordering::Relaxed) - before) as f64 / 1e6
+        (LIVE.load(Ordering::Relaxed) - before) as f64 / 1e6,
+        (PEAK.load(Ordering::Relaxed) - before) as f64 / 1e6
     );
 }
 

@@ -53,12 +53,15 @@
 //! [`StoryIndex`] holds the items of the last `window`, in arrival order.
 //! Bucket chains run newest first through a `next` array, so a walk stops
 //! at the first expired entry; expired entries are compacted away when
-//! they are more than half of the vector. Per item it keeps the signature
-//! (256 bytes), 32 chain links (128 bytes), 32 bucket-table slots (about
-//! 16 bytes each with hashbrown's load factor: ~600 bytes), a 48-byte
+//! they are a quarter of the vector (a rebuild of the tables, amortised
+//! over the third of a window's inserts since the last one). Per item it keeps the signature
+//! (256 bytes), 32 chain links (128 bytes), 32 bucket-table slots (8
+//! bytes and a control byte each, ~350 bytes at hashbrown's load factor), a 48-byte
 //! entry and a slot in the item-key map (~24 bytes): about 1.1 KB, plus
-//! one story record per story (~100 bytes). `benches/story.rs` measures it
-//! with 100,000 items in the window.
+//! one story record per story (~100 bytes), and the growth slack of
+//! vectors and tables. `benches/story.rs` measures it with 100,000 items in
+//! the window: ~1.1 KB per item, 106 MB (see docs/stories.md for the
+//! transient peak while the bucket table grows).
 
 use std::collections::HashMap;
 
@@ -423,7 +426,9 @@ pub struct StoryIndex {
     sigs: Vec<u32>,
     /// `BANDS` links per entry: the previous entry in the same bucket.
     next: Vec<u32>,
-    heads: HashMap<u64, u32, BuildMixed>,
+    /// Band key (32 bits of its hash: a rare collision only adds a
+    /// candidate, which verification rejects) -> newest entry.
+    heads: HashMap<u32, u32, BuildMixed>,
     start: usize,
     last_at: i64,
     members: HashMap<u64, u32, BuildMixed>,
@@ -450,6 +455,10 @@ impl std::hash::Hasher for PassHasher {
     }
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
+    }
+    fn write_u32(&mut self, n: u32) {
+        // Spread over 64 bits: the table takes its control bits from the top.
+        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
@@ -519,7 +528,7 @@ impl StoryIndex {
             + prior
             + self.sigs.capacity() * 4
             + self.next.capacity() * 4
-            + table(self.heads.capacity(), 12)
+            + table(self.heads.capacity(), 8)
             + table(self.members.capacity(), 12)
             + table(self.stories.capacity(), 8 + size_of::<StoryRec>())
             + stories
@@ -553,7 +562,9 @@ impl StoryIndex {
             }
             self.start += 1;
         }
-        if self.start >= 1024 && self.start * 2 >= self.entries.len() {
+        // Expired entries (and their bucket heads) are at most a quarter of
+        // the vectors: memory stays within 4/3 of the live entries'.
+        if self.start >= 1024 && self.start * 4 >= self.entries.len() {
             self.compact();
         }
     }
@@ -581,7 +592,7 @@ impl StoryIndex {
     fn link(&mut self, i: usize) {
         for b in 0..BANDS {
             let key = band_key(b, &self.sigs[i * K + b * ROWS..i * K + (b + 1) * ROWS]);
-            let prev = self.heads.insert(key, i as u32).unwrap_or(NONE);
+            let prev = self.heads.insert(key as u32, i as u32).unwrap_or(NONE);
             self.next[i * BANDS + b] = prev;
         }
     }
@@ -596,7 +607,7 @@ impl StoryIndex {
         let mut cands: Vec<u32> = Vec::new();
         for b in 0..BANDS {
             let key = band_key(b, &sig.mins[b * ROWS..(b + 1) * ROWS]);
-            let mut at = self.heads.get(&key).copied().unwrap_or(NONE);
+            let mut at = self.heads.get(&(key as u32)).copied().unwrap_or(NONE);
             let mut walked = 0;
             while at != NONE && (at as usize) >= self.start && walked < MAX_CHAIN {
                 walked += 1;

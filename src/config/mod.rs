@@ -1530,7 +1530,11 @@ path = "alerts.jsonl"
         assert_eq!(c.rule_meta[0].on_repeat, OnRepeat::Drop, "the default");
         assert_eq!(c.rule_meta[1].on_repeat, OnRepeat::Digest);
         let main = MAIN.replace("poll_interval = \"5m\"", "story_window = \"0s\"");
-        assert!(load_str(&main, rules).unwrap().daemon.story_window.is_zero());
+        assert!(load_str(&main, rules)
+            .unwrap()
+            .daemon
+            .story_window
+            .is_zero());
         let main = MAIN.replace("poll_interval = \"5m\"", "story_window = \"40d\"");
         let bad_rules = "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\non_repeat = \"twice\"\n";
         assert_eq!(

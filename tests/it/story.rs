@@ -180,3 +180,99 @@ fn story_clusters_meet_precision_and_recall() {
         "precision {precision:.3} (min {MIN_PRECISION}), recall {recall:.3} (min {MIN_RECALL})"
     );
 }
+
+mod daemon {
+    //! Story clustering in `wirewatch once`: repeats dropped by default,
+    //! alerted with `on_repeat = "alert"`, clusters kept across runs.
+
+    use crate::server::{Route, TestServer};
+    use crate::util::*;
+
+    const QUAKE: &str = "Magnitude 6.1 earthquake strikes eastern Turkey, buildings damaged";
+    const QUAKE_ALT: &str = "Strong quake jolts Malatya, dozens of buildings damaged and 38 hurt";
+    const LEAD: &str = "An earthquake of magnitude 6.1 struck Malatya province in eastern Turkey \
+        early on Monday, damaging dozens of buildings and sending residents into the streets. \
+        The disaster agency said 38 people were injured, most while fleeing their homes.";
+    const OTHER: &str = "Turkey sends tents and field kitchens to quake-hit Malatya villages";
+    const OTHER_LEAD: &str = "The interior ministry sent 2,000 tents and twelve field kitchens \
+        to villages in Malatya where families spent the night outdoors.";
+
+    fn rss(items: &[(&str, &str, &str)]) -> String {
+        let mut s = String::from(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss version=\"2.0\"><channel><title>t</title>",
+        );
+        for (guid, title, lead) in items {
+            s.push_str(&format!(
+                "<item><guid>{guid}</guid><title>{title}</title><description>{lead}</description></item>"
+            ));
+        }
+        s.push_str("</channel></rss>");
+        s
+    }
+
+    fn rules(on_repeat: &str) -> String {
+        format!("[[rule]]\nid = \"quake\"\nquery = \"Malatya\"\n{on_repeat}\n")
+    }
+
+    fn serve() -> TestServer {
+        let srv = TestServer::start();
+        srv.route("/a.xml", Route::ok(RSS, rss(&[("a1", QUAKE, LEAD)])));
+        srv.route(
+            "/b.xml",
+            Route::ok(
+                RSS,
+                rss(&[("b1", QUAKE_ALT, LEAD), ("b2", OTHER, OTHER_LEAD)]),
+            ),
+        );
+        srv
+    }
+
+    #[test]
+    fn repeats_are_dropped_by_default_and_kept_across_runs() {
+        let srv = serve();
+        // Feed a alone first; feed b added on the next run: the story must
+        // come back from state.
+        let cfg = Config::new(&rules("")).feed_with("a", &srv.url("/a.xml"), "backfill = \"all\"");
+        let ws = Workspace::new(&cfg);
+        ws.once_ok();
+        let cfg = cfg.feed_with("b", &srv.url("/b.xml"), "backfill = \"all\"");
+        ws.write_config(&cfg);
+        ws.once_ok();
+        let alerts = ws.alerts();
+        let got: Vec<&str> = alerts.iter().map(|a| s(a, &["item", "title"])).collect();
+        assert_eq!(got, vec![QUAKE, OTHER], "the re-headlined copy is dropped");
+        assert_eq!(alerts[0]["story"]["sources"], serde_json::json!(["a"]));
+        assert_eq!(alerts[0]["story"]["repeat"], serde_json::json!(false));
+        assert_ne!(alerts[0]["story"]["id"], alerts[1]["story"]["id"]);
+        let status = ws.cli("status", &[]);
+        status.expect_code(0);
+        assert!(
+            status.stdout.contains(" x2 ") && status.stdout.contains("sources: a, b"),
+            "{}",
+            status.stdout
+        );
+    }
+
+    #[test]
+    fn on_repeat_alert_sends_copies_with_one_story_id() {
+        let srv = serve();
+        let cfg = Config::new(&rules("on_repeat = \"alert\"")).feed_with(
+            "a",
+            &srv.url("/a.xml"),
+            "backfill = \"all\"",
+        );
+        let ws = Workspace::new(&cfg);
+        ws.once_ok();
+        ws.write_config(&cfg.feed_with("b", &srv.url("/b.xml"), "backfill = \"all\""));
+        ws.once_ok();
+        let alerts = ws.alerts();
+        assert_eq!(alerts.len(), 3, "{alerts:?}");
+        let copy = alerts
+            .iter()
+            .find(|a| s(a, &["item", "title"]) == QUAKE_ALT)
+            .expect("the copy alerted");
+        assert_eq!(copy["story"]["id"], alerts[0]["story"]["id"]);
+        assert_eq!(copy["story"]["repeat"], serde_json::json!(true));
+        assert_eq!(copy["story"]["sources"], serde_json::json!(["a", "b"]));
+    }
+}
