@@ -232,7 +232,9 @@ mod daemon {
         let srv = serve();
         // Feed a alone first; feed b added on the next run: the story must
         // come back from state.
-        let cfg = Config::new(&rules("")).feed_with("a", &srv.url("/a.xml"), "backfill = \"all\"");
+        let cfg = Config::new(&rules(""))
+            .set("story_window", "\"48h\"")
+            .feed_with("a", &srv.url("/a.xml"), "backfill = \"all\"");
         let ws = Workspace::new(&cfg);
         ws.once_ok();
         let cfg = cfg.feed_with("b", &srv.url("/b.xml"), "backfill = \"all\"");
@@ -256,11 +258,9 @@ mod daemon {
     #[test]
     fn on_repeat_alert_sends_copies_with_one_story_id() {
         let srv = serve();
-        let cfg = Config::new(&rules("on_repeat = \"alert\"")).feed_with(
-            "a",
-            &srv.url("/a.xml"),
-            "backfill = \"all\"",
-        );
+        let cfg = Config::new(&rules("on_repeat = \"alert\""))
+            .set("story_window", "\"48h\"")
+            .feed_with("a", &srv.url("/a.xml"), "backfill = \"all\"");
         let ws = Workspace::new(&cfg);
         ws.once_ok();
         ws.write_config(&cfg.feed_with("b", &srv.url("/b.xml"), "backfill = \"all\""));
