@@ -69,6 +69,7 @@ fn context_with(
             ..Stats::default()
         },
         config,
+        clusters: Arc::default(),
     }))
 }
 

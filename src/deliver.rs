@@ -596,6 +596,7 @@ pub fn sample_alert(now: DateTime<Utc>) -> Alert {
             highlights: vec![(start, start + hit.chars().count())],
         },
         detected_at: now,
+        story: None,
     }
 }
 

@@ -18,6 +18,9 @@
 //! - [`text`], [`rules`]: tokenizing/folding and the watch-rule matcher. Pure.
 //! - [`snippet`]: the sentence(s) that show why a rule fired. Pure.
 //! - [`pipeline`]: one poll of one feed, ending in one state transaction.
+//! - [`story`] (+ [`cluster`]): near-duplicate story clustering across
+//!   feeds (MinHash + LSH over the story window; pure), and the daemon's
+//!   shared index and `on_repeat` routing.
 //! - [`state`]: the only module that touches SQLite.
 //! - [`archive`]: new items kept for `archive_days`: `backtest`, `search`
 //!   and `check`'s per-rule counts over them.
@@ -31,6 +34,7 @@
 //! - [`demo`]: the bundled feed server and the `wirewatch demo` run.
 
 pub mod archive;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod deliver;
@@ -52,5 +56,6 @@ pub mod service;
 pub mod sink;
 pub mod snippet;
 pub mod state;
+pub mod story;
 pub mod text;
 pub mod watch;

@@ -665,6 +665,8 @@ async fn run_match(
     let now = Utc::now();
     let mut failed = false;
     let mut out = std::io::stdout().lock();
+    // Story clusters across every item of this run (nothing stored).
+    let mut stories = wirewatch::cluster::RunStories::new(config);
     for source in sources {
         let parsed = match load_source(source).await {
             Ok(p) => p,
@@ -689,13 +691,15 @@ async fn run_match(
         };
         let mut matched_items = 0;
         for item in &parsed.items {
+            let story = stories.observe(&feed.id, item, now);
             let alerts = pipeline::alerts_for_item(config, &feed, item, now);
             if alerts.is_empty() {
                 continue;
             }
             matched_items += 1;
             let doc = pipeline::document(item, &feed.id);
-            for (m, alert) in alerts {
+            for (m, mut alert) in alerts {
+                alert.story = story.clone();
                 if json {
                     serde_json::to_writer(&mut out, &alert)?;
                     out.write_all(b"\n")?;
@@ -705,6 +709,9 @@ async fn run_match(
                     writeln!(out, "    why:")?;
                     for line in pipeline::explain(&config.rules, &doc, &m) {
                         writeln!(out, "      {line}")?;
+                    }
+                    if let Some(s) = &alert.story {
+                        writeln!(out, "    {}", wirewatch::cluster::story_line(s))?;
                     }
                     writeln!(out)?;
                 }
@@ -717,6 +724,11 @@ async fn run_match(
                 parsed.items.len(),
                 feed.id
             )?;
+        }
+    }
+    if !json {
+        for line in stories.summary() {
+            writeln!(out, "{line}")?;
         }
     }
     Ok(if failed {
@@ -816,6 +828,9 @@ fn print_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
                 String::new()
             }
         )?;
+        for line in wirewatch::cluster::status_lines(st, config, Utc::now())? {
+            writeln!(out, "{line}")?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

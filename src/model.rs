@@ -74,6 +74,24 @@ pub struct Alert {
     pub matched: Vec<String>,
     pub snippet: Snippet,
     pub detected_at: DateTime<Utc>,
+    /// The story the item belongs to (`crate::story`): absent when story
+    /// clustering is off, and in alerts queued before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub story: Option<AlertStory>,
+}
+
+/// A story cluster as an alert shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertStory {
+    /// Stable for the story: 16 hex digits.
+    pub id: String,
+    /// When the story's first item was seen.
+    pub first_seen: DateTime<Utc>,
+    /// The feeds that carried it so far, first one first.
+    pub sources: Vec<String>,
+    /// This item is a later copy of the story.
+    #[serde(default)]
+    pub repeat: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,6 +243,7 @@ impl Digest {
                 highlights: Vec::new(),
             },
             detected_at: self.to,
+            story: None,
         }
     }
 }

@@ -47,6 +47,8 @@ pub struct Ctx {
     /// The longest a poll can take, queueing included (the watchdog's
     /// limit; see `daemon::poll_bound`).
     pub poll_bound: std::time::Duration,
+    /// The story index (`crate::cluster`), loaded by the first poll.
+    pub clusters: Arc<crate::cluster::Clusters>,
 }
 
 /// What a successful poll did.
@@ -194,6 +196,7 @@ pub fn alert_for_matches(
         matched: m.matched_terms(doc),
         snippet: snippet_of(&config.rules, doc, m, max_chars),
         detected_at: now,
+        story: None,
     })
 }
 
@@ -438,6 +441,9 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
         now,
     };
     let afeed = alert_feed(feed, &parsed);
+    ctx.clusters.prepare(&ctx.config, &ctx.state).await?;
+    let mut story_rows = Vec::new();
+    let mut held = Vec::new();
     let mut queued = Vec::new();
     let mut alerts = 0;
     let mut items_alerted = 0;
@@ -468,15 +474,18 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
         .await;
     }
     let mut done = std::collections::HashSet::new();
-    // Every new item is archived, alerting or not (`archive_days = 0`: none).
+    // Every new item that could alert is archived, matching or not
+    // (`archive_days = 0`: none). A feed's backlog on its first poll (older
+    // than `backfill`) and stale items are history, not news: marked seen
+    // only, never matched, clustered or archived (on a 5,000-feed first
+    // cycle, archiving the backlog too cost 3x the CPU).
     let archiving = ctx.config.daemon.archive_days > 0;
     let mut archive = Vec::new();
     for item in &parsed.items {
         if !unseen_set.contains(item.key.as_str()) || !done.insert(item.key.as_str()) {
             continue;
         }
-        let alerts_ok = fresh.alerts(item);
-        if !alerts_ok && !archiving {
+        if !fresh.alerts(item) {
             tracing::debug!(feed = %feed.id, item = %item.key, "old item marked seen without alert");
             continue;
         }
@@ -484,11 +493,21 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
         if archiving {
             archive.push(crate::archive::entry(&afeed, item, &doc));
         }
-        if !alerts_ok {
-            tracing::debug!(feed = %feed.id, item = %item.key, "old item marked seen without alert");
-            continue;
-        }
         let matches = ctx.config.rules.matches(&doc);
+        let observed = ctx.clusters.observe(&feed.id, item, now);
+        if let Some(o) = &observed {
+            let rules: Vec<&str> = matches
+                .iter()
+                .filter_map(|m| ctx.config.rule_meta.get(m.rule).map(|r| r.id.as_str()))
+                .collect();
+            if !rules.is_empty() {
+                ctx.clusters.record_rules(o.assignment.story, &rules);
+            }
+            tracing::debug!(feed = %feed.id, item = %item.key, story = %o.story.id,
+                repeat = o.story.repeat, "story");
+            let rules = rules.into_iter().map(str::to_string).collect();
+            story_rows.extend(o.row(&feed.id, item, rules, now));
+        }
         if matches.is_empty() {
             continue;
         }
@@ -517,24 +536,40 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
         }
         let mut payloads: HashMap<(Vec<usize>, usize), String> = HashMap::new();
         for (sink, idx) in routed {
+            let route = observed
+                .as_ref()
+                .map_or(crate::cluster::Route::Send, |o| o.route(&ctx.config, &idx));
+            if route == crate::cluster::Route::Drop {
+                tracing::info!(feed = %feed.id, sink = %sink, item = %item.key, alert = %aid,
+                    story = ?observed.as_ref().map(|o| &o.story.id), "repeat of a story dropped");
+                continue;
+            }
             let cap = ctx.config.snippet_cap(sink);
             let key = (idx, cap);
             let payload = match payloads.get(&key) {
                 Some(p) => p.clone(),
                 None => {
                     let ms: Vec<&RuleMatch> = key.0.iter().map(|&i| &matches[i]).collect();
-                    let Some(alert) =
+                    let Some(mut alert) =
                         alert_for_matches(&ctx.config, &afeed, item, &doc, &ms, cap, now)
                     else {
                         continue;
                     };
+                    alert.story = observed.as_ref().map(|o| o.story.clone());
                     let p = serde_json::to_string(&alert)
                         .map_err(|e| PollError::Parse(e.to_string()))?;
                     payloads.insert(key, p.clone());
                     p
                 }
             };
-            queued.push((sink.to_string(), aid.clone(), payload));
+            if route == crate::cluster::Route::Hold {
+                let release = crate::cluster::hold_until(&ctx.config, sink, now);
+                tracing::info!(feed = %feed.id, sink = %sink, item = %item.key, alert = %aid,
+                    release_at = %release, "repeat of a story held for a digest");
+                held.push((sink.to_string(), aid.clone(), payload, release));
+            } else {
+                queued.push((sink.to_string(), aid.clone(), payload));
+            }
         }
     }
     let commit = PollCommit {
@@ -547,8 +582,10 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
         items_alerted,
         hints: parsed.hints,
         archive,
+        stories: story_rows,
+        held,
     };
-    let queued_n = commit.alerts.len() as u64;
+    let queued_n = (commit.alerts.len() + commit.held.len()) as u64;
     let id = feed.id.clone();
     ctx.state
         .call(move |s| s.commit_poll(&id, &commit, now))

@@ -151,6 +151,25 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER archive_fts_delete AFTER DELETE ON archive BEGIN
         DELETE FROM archive_fts WHERE rowid = old.id;
     END;",
+    // 8: story clustering (`crate::story`): the items of the story window
+    // with their MinHash signatures, so a restart keeps the clusters.
+    // Pruned to `story_window`.
+    "CREATE TABLE story_items (
+        seq INTEGER PRIMARY KEY,
+        feed_id TEXT NOT NULL,
+        item_key TEXT NOT NULL,
+        story_id TEXT NOT NULL,
+        story_first_seen INTEGER NOT NULL,
+        seen_at INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        shingles INTEGER NOT NULL,
+        signature BLOB NOT NULL,
+        rules TEXT NOT NULL DEFAULT '',
+        title TEXT NOT NULL DEFAULT '',
+        UNIQUE (feed_id, item_key)
+    );
+    CREATE INDEX story_items_seen ON story_items (seen_at);
+    CREATE INDEX story_items_story ON story_items (story_id);",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -346,6 +365,11 @@ pub struct PollCommit {
     pub hints: FeedHints,
     /// New items to archive (empty when the archive is off).
     pub archive: Vec<ArchiveEntry>,
+    /// New items' story records (`crate::story`).
+    pub stories: Vec<StoryRow>,
+    /// `(sink id, alert id, alert JSON, release time)`: repeats of a story
+    /// queued straight into the sink's digest bucket.
+    pub held: Vec<(String, String, String, DateTime<Utc>)>,
 }
 
 /// A new item as the archive stores it: the item, the feed as its alerts
@@ -388,6 +412,36 @@ pub struct ArchiveStats {
     pub items: u64,
     pub oldest: Option<DateTime<Utc>>,
     pub newest: Option<DateTime<Utc>>,
+}
+
+/// One item of the story window as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoryRow {
+    pub feed_id: String,
+    pub item_key: String,
+    /// 16 hex digits (`story::story_id_text`).
+    pub story_id: String,
+    pub story_first_seen: DateTime<Utc>,
+    pub seen_at: DateTime<Utc>,
+    /// `story::SIGNATURE_VERSION` when it was computed.
+    pub version: i64,
+    pub shingles: u32,
+    pub signature: Vec<u8>,
+    /// The rules the item matched.
+    pub rules: Vec<String>,
+    pub title: String,
+}
+
+/// A story of the window, for `status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorySummary {
+    pub story_id: String,
+    pub first_seen: DateTime<Utc>,
+    pub items: usize,
+    /// Distinct feeds, in order of first item.
+    pub sources: Vec<String>,
+    /// The first item's title.
+    pub title: String,
 }
 
 /// Handle to the state database; cheap to clone.
@@ -741,6 +795,37 @@ impl State {
                 queue.execute(params![sink, id, payload, now])?;
             }
             archive_items(&tx, feed_id, &c.archive, now)?;
+            // A repeat held for a digest joins the sink's open digest
+            // bucket (its release time wins) or opens one.
+            let mut hold = tx.prepare_cached(
+                "INSERT OR IGNORE INTO outbox (sink_id, alert_id, payload, created_at, next_attempt_at, bucket)
+                 VALUES (?1, ?2, ?3, ?4,
+                     COALESCE((SELECT MIN(next_attempt_at) FROM outbox
+                               WHERE sink_id = ?1 AND bucket = 'digest' AND dead_at IS NULL), ?5),
+                     'digest')",
+            )?;
+            for (sink, id, payload, release) in &c.held {
+                hold.execute(params![sink, id, payload, now, ms(*release)])?;
+            }
+            let mut story = tx.prepare_cached(
+                "INSERT OR REPLACE INTO story_items (feed_id, item_key, story_id, story_first_seen,
+                     seen_at, version, shingles, signature, rules, title)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for r in &c.stories {
+                story.execute(params![
+                    r.feed_id,
+                    r.item_key,
+                    r.story_id,
+                    ms(r.story_first_seen),
+                    ms(r.seen_at),
+                    r.version,
+                    r.shingles,
+                    r.signature,
+                    r.rules.join("\n"),
+                    r.title
+                ])?;
+            }
         }
         tx.execute(
             "UPDATE feeds SET last_items = ?2, ttl_secs = ?3, skip_hours = ?4, skip_days = ?5
@@ -1003,6 +1088,91 @@ impl State {
             }
         }
         Ok(n)
+    }
+
+    /// Forgets story items seen before `cutoff` (the story window).
+    pub fn prune_stories(&self, cutoff: DateTime<Utc>) -> Result<usize, StateError> {
+        let conn = self.lock();
+        Ok(conn.execute("DELETE FROM story_items WHERE seen_at < ?1", [ms(cutoff)])?)
+    }
+
+    /// The story items seen since `since`, in arrival order (to rebuild the
+    /// index at start).
+    pub fn story_items(&self, since: DateTime<Utc>) -> Result<Vec<StoryRow>, StateError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT feed_id, item_key, story_id, story_first_seen, seen_at, version, shingles,
+                    signature, rules, title
+             FROM story_items WHERE seen_at >= ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([ms(since)], |r| {
+            let rules: String = r.get(8)?;
+            Ok(StoryRow {
+                feed_id: r.get(0)?,
+                item_key: r.get(1)?,
+                story_id: r.get(2)?,
+                story_first_seen: from_ms(r.get(3)?).unwrap_or_default(),
+                seen_at: from_ms(r.get(4)?).unwrap_or_default(),
+                version: r.get(5)?,
+                shingles: r.get(6)?,
+                signature: r.get(7)?,
+                rules: rules
+                    .split('\n')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                title: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The stories of the window with more than one item, largest first
+    /// (at most `limit`), and the number of stories and items in it.
+    pub fn story_summaries(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<(usize, usize, Vec<StorySummary>), StateError> {
+        let conn = self.lock();
+        let (stories, items): (i64, i64) = conn.query_row(
+            "SELECT COUNT(DISTINCT story_id), COUNT(*) FROM story_items WHERE seen_at >= ?1",
+            [ms(since)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let mut stmt = conn.prepare(
+            "SELECT story_id, MIN(story_first_seen), COUNT(*) AS n FROM story_items
+             WHERE seen_at >= ?1 GROUP BY story_id HAVING n > 1
+             ORDER BY n DESC, MIN(story_first_seen) LIMIT ?2",
+        )?;
+        let heads: Vec<(String, i64, i64)> = stmt
+            .query_map(params![ms(since), limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut members = conn.prepare(
+            "SELECT feed_id, title FROM story_items WHERE story_id = ?1 ORDER BY seen_at",
+        )?;
+        let mut out = Vec::new();
+        for (id, first, n) in heads {
+            let rows: Vec<(String, String)> = members
+                .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let mut sources: Vec<String> = Vec::new();
+            for (f, _) in &rows {
+                if !sources.contains(f) {
+                    sources.push(f.clone());
+                }
+            }
+            out.push(StorySummary {
+                story_id: id,
+                first_seen: from_ms(Some(first)).unwrap_or_default(),
+                items: n as usize,
+                sources,
+                title: rows.first().map(|r| r.1.clone()).unwrap_or_default(),
+            });
+        }
+        Ok((stories as usize, items as usize, out))
     }
 
     /// Up to `limit` live alerts for `sink_id` that are due at `now`, in
@@ -1398,6 +1568,8 @@ mod tests {
 
     fn commit(new: &[&str], alerts: &[(&str, &str)]) -> PollCommit {
         PollCommit {
+            stories: Vec::new(),
+            held: Vec::new(),
             status: 200,
             validators: Validators {
                 etag: Some("\"v1\"".into()),
@@ -1541,6 +1713,70 @@ mod tests {
             ),
             (0, Some(304), None)
         );
+    }
+
+    #[test]
+    fn story_items_survive_reopen_are_pruned_and_repeats_join_the_digest_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        // Stored in milliseconds.
+        let t0 = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+        let row = |key: &str, story: &str, at: DateTime<Utc>| StoryRow {
+            feed_id: "wire".into(),
+            item_key: key.into(),
+            story_id: story.into(),
+            story_first_seen: t0,
+            seen_at: at,
+            version: 1,
+            shingles: 12,
+            signature: vec![7; 256],
+            rules: vec!["floods".into(), "rivers".into()],
+            title: format!("title {key}"),
+        };
+        {
+            let s = State::open(&path).unwrap();
+            let mut c = commit(&["a", "b", "c"], &[]);
+            c.stories = vec![
+                row("a", "00000000000000aa", t0),
+                row("b", "00000000000000aa", t0 + chrono::Duration::seconds(1)),
+                row("c", "00000000000000cc", t0 + chrono::Duration::seconds(2)),
+            ];
+            let release = t0 + chrono::Duration::hours(1);
+            c.held = vec![("out".into(), "r1".into(), "{}".into(), release)];
+            s.commit_poll("wire", &c, t0).unwrap();
+            let mut c = commit(&[], &[]);
+            c.held = vec![(
+                "out".into(),
+                "r2".into(),
+                "{}".into(),
+                release + chrono::Duration::hours(5),
+            )];
+            s.commit_poll("wire", &c, t0).unwrap();
+            assert_eq!(
+                s.due_buckets("out", release).unwrap(),
+                vec!["digest".to_string()],
+                "the second repeat joined the open bucket and its release time"
+            );
+            assert_eq!(s.bucket_entries("out", "digest").unwrap().len(), 2);
+        }
+        let s = State::open(&path).unwrap();
+        let rows = s.story_items(t0 - chrono::Duration::hours(1)).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0], row("a", "00000000000000aa", t0));
+        let (stories, items, multi) = s
+            .story_summaries(t0 - chrono::Duration::hours(1), 10)
+            .unwrap();
+        assert_eq!((stories, items), (2, 3));
+        assert_eq!(multi.len(), 1);
+        assert_eq!(multi[0].items, 2);
+        assert_eq!(multi[0].sources, vec!["wire".to_string()]);
+        assert_eq!(multi[0].title, "title a");
+        assert_eq!(
+            s.prune_stories(t0 + chrono::Duration::milliseconds(1500))
+                .unwrap(),
+            2
+        );
+        assert_eq!(s.story_items(t0).unwrap().len(), 1);
     }
 
     #[test]

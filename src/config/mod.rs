@@ -86,6 +86,9 @@ pub struct DaemonConfig {
     pub archive_days: u32,
     /// The archive keeps at most this many items (the oldest go first).
     pub archive_max_items: usize,
+    /// New items are clustered with the items of this window across all
+    /// feeds (`crate::story`); zero switches clustering off.
+    pub story_window: Duration,
 }
 
 impl Default for DaemonConfig {
@@ -106,6 +109,7 @@ impl Default for DaemonConfig {
             user_agent: DEFAULT_USER_AGENT.to_string(),
             archive_days: 7,
             archive_max_items: 100_000,
+            story_window: Duration::from_secs(48 * 3600),
         }
     }
 }
@@ -269,7 +273,32 @@ pub struct RuleMeta {
     pub sinks: Option<Vec<String>>,
     /// At most one alert per window per sink; the rest go out as a digest.
     pub throttle: Option<Duration>,
+    /// What a later copy of a story this rule already alerted does.
+    pub on_repeat: OnRepeat,
     pub file: PathBuf,
+}
+
+/// Per rule `on_repeat`: what happens to a later item of a story
+/// (`crate::story`) that an earlier item already matched this rule with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum OnRepeat {
+    /// Recorded on the story, not sent.
+    #[default]
+    Drop,
+    /// Held for the sink's next digest.
+    Digest,
+    /// Sent like a first item.
+    Alert,
+}
+
+impl OnRepeat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnRepeat::Drop => "drop",
+            OnRepeat::Digest => "digest",
+            OnRepeat::Alert => "alert",
+        }
+    }
 }
 
 /// A validated, immutable configuration. Shared as `Arc<Config>`.
@@ -591,6 +620,7 @@ const DAEMON_KEYS: &[&str] = &[
     "user_agent",
     "archive_days",
     "archive_max_items",
+    "story_window",
 ];
 
 fn read_daemon(
@@ -663,6 +693,16 @@ fn read_daemon(
     }
     if let Some(v) = f.integer(r, "archive_max_items", 1..=10_000_000) {
         d.archive_max_items = v as usize;
+    }
+    if let Some(v) = f.duration(r, "story_window") {
+        if v.value > Duration::from_secs(30 * 86_400) {
+            r.error(
+                v.pos,
+                "`story_window` must be at most 30d (0s switches clustering off)",
+            );
+        } else {
+            d.story_window = v.value;
+        }
     }
     f.finish(r, DAEMON_KEYS);
     (d, rules)
@@ -1029,7 +1069,17 @@ fn read_desktop(r: &mut Reporter, f: &mut Fields) -> Option<DesktopConfig> {
 }
 
 const RULE_KEYS: &[&str] = &[
-    "id", "query", "any", "all", "none", "feeds", "severity", "sinks", "enabled", "throttle",
+    "id",
+    "query",
+    "any",
+    "all",
+    "none",
+    "feeds",
+    "severity",
+    "sinks",
+    "enabled",
+    "throttle",
+    "on_repeat",
 ];
 
 /// Where each part of a rule was written, to place engine errors.
@@ -1184,6 +1234,21 @@ impl RuleBook {
             Some(d) => Some(d.value),
             None => None,
         };
+        let on_repeat = match f.string(r, "on_repeat") {
+            Some(v) => match v.value.as_str() {
+                "drop" => OnRepeat::Drop,
+                "digest" => OnRepeat::Digest,
+                "alert" => OnRepeat::Alert,
+                other => {
+                    r.error(
+                        v.pos,
+                        format!("unknown on_repeat \"{other}\"; expected drop, digest or alert"),
+                    );
+                    OnRepeat::Drop
+                }
+            },
+            None => OnRepeat::Drop,
+        };
         let header = f.header();
         f.finish(r, RULE_KEYS);
 
@@ -1231,6 +1296,7 @@ impl RuleBook {
             severity,
             sinks: sinks.map(|l| l.into_iter().map(|s| s.value).collect()),
             throttle,
+            on_repeat,
             file: source.path.clone(),
         };
         self.rules.push((spec, meta, enabled, spans));
@@ -1517,11 +1583,36 @@ path = "alerts.jsonl"
             got,
             vec![
                 "/cfg/wirewatch.toml:3:17: `poll_interval`: invalid duration \"5 minutes\": expected a number with a unit, as in \"90s\", \"5m\", \"2h\", \"1d\"",
-                "/cfg/wirewatch.toml:4:1: unknown key `frobnicate` in [daemon]; expected one of: poll_interval, max_concurrent_fetches, max_fetches_per_host, min_host_spacing, state_dir, rules, fetch_timeout, connect_timeout, max_feed_bytes, max_items_per_feed, max_redirects, snippet_max_chars, seen_retention, user_agent, archive_days, archive_max_items",
+                "/cfg/wirewatch.toml:4:1: unknown key `frobnicate` in [daemon]; expected one of: poll_interval, max_concurrent_fetches, max_fetches_per_host, min_host_spacing, state_dir, rules, fetch_timeout, connect_timeout, max_feed_bytes, max_items_per_feed, max_redirects, snippet_max_chars, seen_retention, user_agent, archive_days, archive_max_items, story_window",
                 "/cfg/rules.toml:4:1: unknown key `sinkz` in rule \"a\"; did you mean `sinks`?",
                 "/cfg/rules.toml:6:1: rule \"b\": rule needs a `query` or at least one term in `any` or `all`",
                 "/cfg/rules.toml:10:6: duplicate rule id \"a\" (first defined at /cfg/rules.toml:2)",
                 "/cfg/rules.toml:12:10: unknown sink \"nowhere\"; configured sinks: out",
+            ]
+        );
+    }
+
+    #[test]
+    fn story_window_and_on_repeat() {
+        let rules = "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\n\n\
+                     [[rule]]\nid = \"d\"\nany = [\"Orsk\"]\non_repeat = \"digest\"\n";
+        let c = load_str(MAIN, rules).unwrap();
+        assert_eq!(c.daemon.story_window, Duration::from_secs(48 * 3600));
+        assert_eq!(c.rule_meta[0].on_repeat, OnRepeat::Drop, "the default");
+        assert_eq!(c.rule_meta[1].on_repeat, OnRepeat::Digest);
+        let main = MAIN.replace("poll_interval = \"5m\"", "story_window = \"0s\"");
+        assert!(load_str(&main, rules)
+            .unwrap()
+            .daemon
+            .story_window
+            .is_zero());
+        let main = MAIN.replace("poll_interval = \"5m\"", "story_window = \"40d\"");
+        let bad_rules = "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\non_repeat = \"twice\"\n";
+        assert_eq!(
+            load_errors(&main, bad_rules),
+            vec![
+                "/cfg/wirewatch.toml:3:16: `story_window` must be at most 30d (0s switches clustering off)",
+                "/cfg/rules.toml:4:13: unknown on_repeat \"twice\"; expected drop, digest or alert",
             ]
         );
     }

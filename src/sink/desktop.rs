@@ -386,6 +386,7 @@ mod tests {
                 highlights,
             },
             detected_at: chrono::Utc::now(),
+            story: None,
         }
     }
 

@@ -447,6 +447,7 @@ mod tests {
                 highlights,
             },
             detected_at: chrono::Utc::now(),
+            story: None,
         }
     }
 

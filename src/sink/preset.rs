@@ -843,6 +843,7 @@ mod tests {
                 highlights: vec![(0, 6), (9, 15)],
             },
             detected_at: Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap(),
+            story: None,
         }
     }
 

@@ -353,7 +353,7 @@ fn full_text_keys_are_validated() {
     let ws = Workspace::new(&Config::new(BODY_RULES).feed_with(
         "wire",
         &srv.url("/feed.xml"),
-        "full_text = \"yes\"\nfull_text_budget = \"0s\"\nfull_text_max_articles = 0\nfull_txt = true",
+        "full_text = \"yes\"\nfull_text_budget = \"0ms\"\nfull_text_max_articles = 0\nfull_txt = true",
     ));
     let out = ws.cli("check", &[]);
     out.expect_code(2);
@@ -363,7 +363,7 @@ fn full_text_keys_are_validated() {
         &[
             (config_place(&text, "\"yes\""), "`full_text`"),
             (
-                config_place(&text, "\"0s\""),
+                config_place(&text, "\"0ms\""),
                 "`full_text_budget` must be longer than 0s",
             ),
             (config_place(&text, "0\nfull_txt"), "full_text_max_articles"),

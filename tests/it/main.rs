@@ -34,6 +34,7 @@ mod politeness;
 mod reload;
 mod service;
 mod status;
+mod story;
 mod webhook;
 
 /// The rule set most tests use.
