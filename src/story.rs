@@ -89,7 +89,13 @@ pub const MIN_CONTAINMENT: f64 = 0.7;
 /// … when the smaller one has at least this many shingles.
 pub const MIN_CONTAINED: u32 = 8;
 /// Longest bucket chain walked per band (most recent entries first).
-pub const MAX_CHAIN: usize = 256;
+pub const MAX_CHAIN: usize = 64;
+/// Candidates verified per item at most: those sharing the most bands
+/// (then the most recent). Text whose word pairs recur across many items
+/// (a corpus built from small word lists did) fills buckets; without this
+/// bound every item was compared with thousands (a 5,000-feed first cycle
+/// spent 60 % of its CPU here).
+pub const MAX_VERIFIED: usize = 256;
 /// Bumped whenever the signature scheme changes: stored signatures of
 /// another version are not restored.
 pub const SIGNATURE_VERSION: i64 = 1;
@@ -616,13 +622,23 @@ impl StoryIndex {
             }
         }
         cands.sort_unstable();
-        cands.dedup();
+        // (bands shared, entry), most bands first, then the most recent.
+        let mut counted: Vec<(u32, u32)> = cands
+            .chunk_by(|a, b| a == b)
+            .map(|g| (g.len() as u32, g[0]))
+            .collect();
+        if counted.len() > MAX_VERIFIED {
+            counted.select_nth_unstable_by(MAX_VERIFIED, |a, b| b.cmp(a));
+            counted.truncate(MAX_VERIFIED);
+            // Oldest first again, so ties below go to the most recent.
+            counted.sort_unstable_by_key(|&(_, c)| c);
+        }
         let mut best: Option<(usize, f64, f64)> = None;
         let mut other = Signature {
             mins: [0; K],
             shingles: 0,
         };
-        for &c in &cands {
+        for &(_, c) in &counted {
             let i = c as usize;
             other.mins.copy_from_slice(self.sig_at(i));
             other.shingles = self.entries[i].shingles;
