@@ -494,6 +494,12 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
             archive.push(crate::archive::entry(&afeed, item, &doc));
         }
         let matches = ctx.config.rules.matches(&doc);
+        if matches.is_empty() {
+            continue;
+        }
+        // Only items that matched a rule enter the story index: an alert or
+        // a repeat can only concern those, so its memory and time follow
+        // the matches, not the whole traffic.
         let observed = ctx.clusters.observe(&feed.id, item, now);
         if let Some(o) = &observed {
             let rules: Vec<&str> = matches
@@ -507,9 +513,6 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
                 repeat = o.story.repeat, "story");
             let rules = rules.into_iter().map(str::to_string).collect();
             story_rows.extend(o.row(&feed.id, item, rules, now));
-        }
-        if matches.is_empty() {
-            continue;
         }
         alerts += matches.len();
         matched.extend(matches.iter().map(|m| m.rule));

@@ -145,7 +145,7 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX archive_first_seen ON archive (first_seen);
     CREATE VIRTUAL TABLE archive_fts USING fts5(
-        words, stems, content = '', contentless_delete = 1,
+        words, stems, content = '', contentless_delete = 1, detail = column,
         tokenize = 'unicode61 remove_diacritics 0'
     );
     CREATE TRIGGER archive_fts_delete AFTER DELETE ON archive BEGIN
