@@ -378,7 +378,7 @@ impl Fetcher {
         if !status.is_success() {
             return Err(FetchError::Status {
                 status: status.as_u16(),
-                retry_after: retry_after(resp.headers()),
+                retry_after: retry_after(resp.headers(), std::time::SystemTime::now()),
             });
         }
         let headers = resp.headers();
@@ -460,16 +460,19 @@ fn max_age(headers: &HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// `Retry-After` as seconds or an HTTP date (a date in the past is 0),
+/// capped at [`crate::schedule::MAX_RETRY_AFTER`]. Feeds and webhooks
+/// both read it here.
+pub fn retry_after(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
     let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .ok()
+    let d = match v.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => httpdate::parse_http_date(v)
+            .ok()?
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO),
+    };
+    Some(d.min(crate::schedule::MAX_RETRY_AFTER))
 }
 
 /// The charset parameter of a Content-Type value.
@@ -505,9 +508,10 @@ mod tests {
     fn retry_after_forms() {
         let mut h = HeaderMap::new();
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("120"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(120)));
+        let now = std::time::SystemTime::now();
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(120)));
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h), None);
+        assert_eq!(retry_after(&h, now), None);
     }
 
     #[test]

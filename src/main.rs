@@ -763,7 +763,7 @@ fn print_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         // A move applies only while the config names the URL it came from.
         let configured = config.feeds.iter().find(|f| f.id == s.feed);
         if let (Some(m), Some(f)) = (&s.moved, configured) {
-            if m.from != f.url {
+            if !m.applies_to(&f.url) {
                 s.moved = None;
             }
         }

@@ -374,7 +374,7 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
     // A permanent redirect recorded earlier applies while the config still
     // names the URL it was seen from.
     let url = match &memory.moved {
-        Some(m) if m.from == feed.url => m.to.clone(),
+        Some(m) if m.applies_to(&feed.url) => m.to.clone(),
         Some(_) => {
             let id = feed.id.clone();
             ctx.state.call(move |s| s.clear_moved(&id)).await?;

@@ -240,6 +240,13 @@ pub struct Moved {
     pub at: Option<DateTime<Utc>>,
 }
 
+impl Moved {
+    /// Whether the move still holds for a feed configured with `url`.
+    pub fn applies_to(&self, url: &str) -> bool {
+        self.from == url
+    }
+}
+
 /// Feed health as shown by `wirewatch status`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FeedStatus {

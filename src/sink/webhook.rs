@@ -12,19 +12,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::StatusCode;
 use sha2::Sha256;
 
 use super::preset;
 use super::{Sink, SinkError};
 use crate::config::{WebhookConfig, WebhookFormat};
+use crate::fetch::retry_after;
 use crate::model::{Alert, Digest};
 
 /// How much of an error response's body goes into the error message.
 const ERROR_BODY_CHARS: usize = 200;
-/// The longest `Retry-After` honoured (a receiver asking for more gets this).
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
 
 pub struct WebhookSink {
     id: String,
@@ -62,19 +61,6 @@ pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     mac.update(body);
     let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
     format!("v1,{sig}")
-}
-
-/// `Retry-After` as seconds or an HTTP date, capped.
-pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    let d = match v.parse::<u64>() {
-        Ok(secs) => Duration::from_secs(secs),
-        Err(_) => httpdate::parse_http_date(v)
-            .ok()?
-            .duration_since(now)
-            .unwrap_or(Duration::ZERO),
-    };
-    Some(d.min(MAX_RETRY_AFTER))
 }
 
 /// What a response status means for the alert.
@@ -223,6 +209,7 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::header::RETRY_AFTER;
 
     #[test]
     fn signature_matches_the_standard_webhooks_example() {
@@ -265,7 +252,7 @@ mod tests {
         let d = retry_after(&h, now).unwrap().as_secs();
         assert!((118..=120).contains(&d), "{d}");
         h.insert(RETRY_AFTER, HeaderValue::from_static("99999999"));
-        assert_eq!(retry_after(&h, now), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after(&h, now), Some(crate::schedule::MAX_RETRY_AFTER));
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now), None);
     }
