@@ -38,17 +38,28 @@ pub const BROAD_SHARE: f64 = 0.20;
 pub const BROAD_MIN_ITEMS: usize = 20;
 
 /// The archive row for a new item: the item, its feed as alerts name it,
-/// and the engine's terms of its text (folded words and stems, in text
-/// order) for the FTS index.
+/// and the engine's terms of its text for the FTS index: the distinct
+/// folded words and the distinct stems, each in order of first use (the
+/// index keeps no positions or counts, `detail = column`, so repeats
+/// would only cost indexing time).
 pub fn entry(feed: &AlertFeed, item: &Item, doc: &Document) -> ArchiveEntry {
     let (mut words, mut stems) = (String::new(), String::new());
+    let (mut seen_words, mut seen_stems) = (
+        std::collections::HashSet::new(),
+        std::collections::HashSet::new(),
+    );
     for (w, s) in doc.text_terms() {
-        if !words.is_empty() {
-            words.push(' ');
-            stems.push(' ');
+        for (out, seen, t) in [
+            (&mut words, &mut seen_words, w),
+            (&mut stems, &mut seen_stems, s),
+        ] {
+            if seen.insert(t) {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(t);
+            }
         }
-        words.push_str(w);
-        stems.push_str(s);
     }
     ArchiveEntry {
         feed_title: feed.title.clone(),
@@ -96,6 +107,45 @@ pub async fn prune_logged(state: &State, d: &crate::config::DaemonConfig) {
         Ok(0) => {}
         Ok(n) => tracing::info!(pruned = n, "archive pruned"),
         Err(e) => tracing::warn!(error = %e, "archive pruning failed; tried again later"),
+    }
+}
+
+/// Rows one indexing transaction moves into the FTS index at most: large
+/// enough that FTS5 writes few, large segments (per-poll transactions of
+/// a few dozen items cost several times as much), small enough that the
+/// connection is held for a fraction of a second.
+pub const INDEX_BATCH: usize = 1_000;
+/// How often the daemon looks for archived items to index.
+pub const INDEX_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// The daemon indexes only while no feed fetch is in flight (polls go
+/// first), unless the oldest waiting item has waited this long.
+pub const INDEX_MAX_LAG: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Indexes waiting archived items, [`INDEX_BATCH`] per transaction, while
+/// `go()` allows another batch. Returns how many were indexed.
+pub async fn index(state: &State, mut go: impl FnMut() -> bool) -> Result<usize, StateError> {
+    let mut total = 0;
+    while go() {
+        let n = state.call(|s| s.index_archive(INDEX_BATCH)).await?;
+        total += n;
+        if n < INDEX_BATCH {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// [`index`] from the daemon and `once`, logged.
+pub async fn index_logged(state: &State, go: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    match index(state, go).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            indexed = n,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "archive search index updated"
+        ),
+        Err(e) => tracing::warn!(error = %e, "archive indexing failed; tried again later"),
     }
 }
 

@@ -433,6 +433,37 @@ pub async fn run_supervised(
             crate::archive::prune_logged(&ctx.state, &ctx.config.daemon).await;
         }
     });
+    // The archive's search index catches up behind the polls: while no
+    // fetch is in flight, or at once when items have waited too long.
+    let indexing = current.clone();
+    let stop = cancel.clone();
+    outer.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(crate::archive::INDEX_EVERY) => {}
+            }
+            let ctx = indexing
+                .lock()
+                .map(|g| g.0.clone())
+                .unwrap_or_else(|p| p.into_inner().0.clone());
+            let (waiting, oldest) = match ctx.state.call(|s| s.archive_unindexed()).await {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(error = %e, "archive indexing failed; tried again later");
+                    continue;
+                }
+            };
+            if waiting == 0 {
+                continue;
+            }
+            let overdue = oldest.is_some_and(|t| Utc::now() - t >= crate::archive::INDEX_MAX_LAG);
+            crate::archive::index_logged(&ctx.state, || {
+                !stop.is_cancelled() && (overdue || ctx.fetcher.idle())
+            })
+            .await;
+        }
+    });
     outer.close();
     let describe = |c: &Config| {
         format!(
@@ -569,6 +600,9 @@ pub async fn once(ctx: Arc<Ctx>) -> anyhow::Result<OnceReport> {
             report.disabled_sinks.push(cfg.id.clone());
         }
     }
+    // Alerts first; then the archive's search index catches up with what
+    // this cycle archived (see `archive::index`).
+    crate::archive::index_logged(&ctx.state, || true).await;
     let ids: Vec<String> = ctx.config.sinks.iter().map(|s| s.id.clone()).collect();
     let sinks = ctx.state.call(move |s| s.sink_statuses(&ids)).await?;
     for st in sinks

@@ -212,6 +212,7 @@ pub struct Fetcher {
     max_redirects: usize,
     /// Bounds concurrent fetches (`max_concurrent_fetches`).
     slots: Arc<Semaphore>,
+    max_slots: usize,
     hosts: Arc<HostGates>,
 }
 
@@ -242,12 +243,19 @@ impl Fetcher {
             total: cfg.fetch_timeout,
             max_redirects: cfg.max_redirects,
             slots: Arc::new(Semaphore::new(cfg.max_concurrent_fetches.max(1))),
+            max_slots: cfg.max_concurrent_fetches.max(1),
             hosts: Arc::new(HostGates {
                 per_host: cfg.max_fetches_per_host.max(1),
                 spacing: cfg.min_host_spacing,
                 hosts: std::sync::Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// No fetch holds a global slot: no feed or article fetch is in flight
+    /// and no poll is between its fetch and its commit.
+    pub fn idle(&self) -> bool {
+        self.slots.available_permits() == self.max_slots
     }
 
     /// GETs `url`, conditionally when validators are given: [`Fetcher::admit`]

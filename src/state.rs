@@ -36,6 +36,14 @@
 //! engine. Contentless keeps only the inverted index (the text lives once,
 //! in `archive`); the delete trigger removes a row's index entries with
 //! the row, so pruning cannot leave orphans.
+//!
+//! The index is built behind the polls: a poll's commit writes its items'
+//! terms to `archive_unindexed`, and [`State::index_archive`] moves them
+//! into `archive_fts` a large batch per transaction (the daemon when its
+//! fetches are idle, `once` after its cycle; see `archive::index`). A
+//! query reads the rows still waiting as candidates, so a search is as
+//! complete before indexing as after; a trigger deletes waiting terms
+//! with their row.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -170,6 +178,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX story_items_seen ON story_items (seen_at);
     CREATE INDEX story_items_story ON story_items (story_id);",
+    // 9: the archive's search index is built behind the polls: a poll
+    // writes its items' terms here, `State::index_archive` moves them into
+    // `archive_fts` in large batches (see the "Archive" module docs).
+    "CREATE TABLE archive_unindexed (
+        id INTEGER PRIMARY KEY,
+        words TEXT NOT NULL,
+        stems TEXT NOT NULL
+    );
+    CREATE TRIGGER archive_unindexed_delete AFTER DELETE ON archive BEGIN
+        DELETE FROM archive_unindexed WHERE id = old.id;
+    END;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -511,9 +530,10 @@ fn from_ms(v: Option<i64>) -> Option<DateTime<Utc>> {
     v.and_then(|v| Utc.timestamp_millis_opt(v).single())
 }
 
-/// Writes new items to the archive and its index (inside the caller's
-/// transaction). An item already archived (its seen key was forgotten and
-/// it came back) keeps its row.
+/// Writes new items to the archive, their terms to `archive_unindexed`
+/// for [`State::index_archive`] (inside the caller's transaction). An item
+/// already archived (its seen key was forgotten and it came back) keeps its
+/// row.
 fn archive_items(
     tx: &rusqlite::Transaction<'_>,
     feed_id: &str,
@@ -530,8 +550,9 @@ fn archive_items(
          ON CONFLICT (feed_id, item_key) DO NOTHING
          RETURNING id",
     )?;
-    let mut index =
-        tx.prepare_cached("INSERT INTO archive_fts (rowid, words, stems) VALUES (?1, ?2, ?3)")?;
+    let mut index = tx.prepare_cached(
+        "INSERT OR REPLACE INTO archive_unindexed (id, words, stems) VALUES (?1, ?2, ?3)",
+    )?;
     for e in entries {
         let it = &e.item;
         let list = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
@@ -1046,6 +1067,55 @@ impl State {
         Ok(gone)
     }
 
+    /// Moves the terms of at most `batch` archived items (oldest first)
+    /// from `archive_unindexed` into the FTS index, in one transaction.
+    /// Returns how many moved; call again while it returns `batch`.
+    ///
+    /// FTS5 writes one index segment per transaction and merges segments
+    /// as they pile up, so indexing a poll's handful of items in the poll's
+    /// own commit cost several times what large batches do (on a 5,000-feed
+    /// first cycle most of the archive's cost, through the one connection).
+    pub fn index_archive(&self, batch: usize) -> Result<usize, StateError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM archive_unindexed ORDER BY id LIMIT 1 OFFSET ?1",
+                [batch.saturating_sub(1) as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let upto = match last {
+            Some(id) => id,
+            None => tx.query_row(
+                "SELECT COALESCE(MAX(id), 0) FROM archive_unindexed",
+                [],
+                |r| r.get(0),
+            )?,
+        };
+        let moved = tx.execute(
+            "INSERT INTO archive_fts (rowid, words, stems)
+             SELECT id, words, stems FROM archive_unindexed WHERE id <= ?1 ORDER BY id",
+            [upto],
+        )?;
+        tx.execute("DELETE FROM archive_unindexed WHERE id <= ?1", [upto])?;
+        tx.commit()?;
+        Ok(moved)
+    }
+
+    /// How many archived items wait for [`State::index_archive`], and when
+    /// the oldest of them was first seen.
+    pub fn archive_unindexed(&self) -> Result<(u64, Option<DateTime<Utc>>), StateError> {
+        let conn = self.lock();
+        Ok(conn.query_row(
+            "SELECT COUNT(*), (SELECT first_seen FROM archive
+                               WHERE id = (SELECT MIN(id) FROM archive_unindexed))
+             FROM archive_unindexed",
+            [],
+            |r| Ok((r.get(0)?, from_ms(r.get(1)?))),
+        )?)
+    }
+
     /// Items in the archive and the first-seen times of the oldest and
     /// newest (`since`: only those first seen since then).
     pub fn archive_stats(&self, since: Option<DateTime<Utc>>) -> Result<ArchiveStats, StateError> {
@@ -1074,8 +1144,13 @@ impl State {
         mut each: impl FnMut(ArchivedItem) -> bool,
     ) -> Result<usize, StateError> {
         let conn = self.lock();
+        // Rows not indexed yet are candidates too: the prefilter stays a
+        // superset of what the query matches.
         let fts = match q.fts {
-            Some(_) => "AND id IN (SELECT rowid FROM archive_fts WHERE archive_fts MATCH ?3)",
+            Some(_) => {
+                "AND (id IN (SELECT rowid FROM archive_fts WHERE archive_fts MATCH ?3)
+                      OR id IN (SELECT id FROM archive_unindexed))"
+            }
             None => "AND ?3 IS NULL",
         };
         let sql = format!(
@@ -1872,6 +1947,24 @@ mod tests {
                 },
             )
         };
+        // Before indexing every waiting row is a candidate (a superset);
+        // after it the index narrows, and nothing waits any more.
+        assert_eq!(s.archive_unindexed().unwrap().0, 2);
+        assert_eq!(
+            s.archive_unindexed()
+                .unwrap()
+                .1
+                .map(|t| t.timestamp_millis()),
+            Some(t0.timestamp_millis())
+        );
+        assert_eq!(fts("stems:\"kursk\"").len(), 2);
+        assert_eq!(s.index_archive(1).unwrap(), 1);
+        // a is indexed and matches; b still waits, so it is a candidate.
+        assert_eq!(fts("stems:\"kursk\""), vec!["b", "a"]);
+        assert_eq!(fts("words:\"wea\" *"), vec!["b"], "a is indexed, no match");
+        assert_eq!(s.index_archive(10).unwrap(), 1);
+        assert_eq!(s.index_archive(10).unwrap(), 0);
+        assert_eq!(s.archive_unindexed().unwrap(), (0, None));
         assert_eq!(fts("stems:\"kursk\""), vec!["a"]);
         assert_eq!(fts("words:\"wea\" *"), vec!["b"]);
         assert!(fts("stems:\"changed\"").is_empty());
@@ -1904,6 +1997,8 @@ mod tests {
             s.commit_poll("f", &c, now - chrono::Duration::days(*age))
                 .unwrap();
         }
+        // Half indexed, half waiting: pruning removes both kinds of terms.
+        assert_eq!(s.index_archive(3).unwrap(), 3);
         let week = now - chrono::Duration::days(7);
         // Three are older than a week; a batch of two takes the oldest two.
         assert_eq!(s.prune_archive(week, 100, 2).unwrap(), 2);
@@ -1915,6 +2010,17 @@ mod tests {
         assert_eq!(s.prune_archive(week, 1, 100).unwrap(), 2);
         assert_eq!(archive_keys(&s, ArchiveQuery::default()), vec!["k5"]);
         // The index goes with the rows.
+        let n: i64 = s
+            .lock()
+            .query_row(
+                "SELECT COUNT(*) FROM archive_fts WHERE archive_fts MATCH 'item'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 0, "the indexed rows were the oldest, all pruned");
+        assert_eq!(s.archive_unindexed().unwrap().0, 1);
+        assert_eq!(s.index_archive(10).unwrap(), 1);
         let n: i64 = s
             .lock()
             .query_row(

@@ -4,6 +4,7 @@
 use crate::server::{Route, TestServer};
 use crate::util::*;
 use crate::KURSK_RULES;
+use std::time::Duration;
 
 /// Six stories: one alerts for `KURSK_RULES` (the other Kursk one is
 /// hockey), one mentions Orel.
@@ -322,4 +323,67 @@ fn archive_is_pruned_by_count_and_age_and_can_be_off() {
     let (_srv2, off) = polled(Config::new(KURSK_RULES).set("archive_days", "0"));
     assert_eq!(off.alerts().len(), 1, "alerts still flow");
     assert_eq!(count(&off), 0, "archive_days = 0 archives nothing");
+}
+
+/// `(rows waiting for the search index, rows the index finds for `q`)`,
+/// read from the state file.
+fn index_state(ws: &Workspace, q: &str) -> (i64, i64) {
+    let c = rusqlite::Connection::open(ws.state_dir().join("wirewatch.db")).unwrap();
+    let waiting = c
+        .query_row("SELECT COUNT(*) FROM archive_unindexed", [], |r| r.get(0))
+        .unwrap();
+    let found = c
+        .query_row(
+            "SELECT COUNT(*) FROM archive_fts WHERE archive_fts MATCH ?1",
+            [q],
+            |r| r.get(0),
+        )
+        .unwrap();
+    (waiting, found)
+}
+
+/// The search index is built behind the polls: `once` leaves nothing
+/// waiting, the daemon catches up while its fetches are idle, and a
+/// search over items still waiting finds them all the same.
+#[test]
+fn search_index_catches_up_after_once_and_in_the_daemon() {
+    let (_srv, ws) = polled(Config::new(KURSK_RULES));
+    assert_eq!(
+        index_state(&ws, "stems:\"kursk\""),
+        (0, 2),
+        "once indexed what it archived (both Kursk stories)"
+    );
+
+    // Items waiting for the index (as after a crash between the poll's
+    // commit and the indexing) are still found.
+    {
+        let c = rusqlite::Connection::open(ws.state_dir().join("wirewatch.db")).unwrap();
+        c.execute_batch(
+            "INSERT INTO archive_unindexed (id, words, stems)
+                 SELECT id, 'kursk', 'kursk' FROM archive WHERE item_key = 'urn:wirewatch-test:kursk-bridge';
+             DELETE FROM archive_fts WHERE rowid IN
+                 (SELECT id FROM archive WHERE item_key = 'urn:wirewatch-test:kursk-bridge');",
+        )
+        .unwrap();
+    }
+    assert_eq!(index_state(&ws, "stems:\"kursk\""), (1, 1));
+    let out = ws.cli("search", &["Kursk -hockey", "--json"]);
+    out.expect_code(0);
+    assert_eq!(json_lines(&out.stdout).len(), 1, "{}", out.stdout);
+
+    // The daemon indexes it (its first poll finds nothing new).
+    let daemon = ws.spawn_daemon();
+    assert!(
+        wait_until(Duration::from_secs(30), || index_state(
+            &ws,
+            "stems:\"kursk\""
+        ) == (0, 2)),
+        "{}",
+        daemon.logs()
+    );
+    assert!(
+        daemon.logs().contains("archive search index updated"),
+        "{}",
+        daemon.logs()
+    );
 }
