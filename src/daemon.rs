@@ -557,10 +557,48 @@ pub struct OnceReport {
     pub moved: Vec<(String, String)>,
 }
 
-/// Polls every feed once (concurrently, within the fetch bound), then
-/// drains every sink's due alerts once.
+/// Polls every feed once (concurrently, within the fetch bound) and
+/// delivers every sink's due alerts: each sink drains while the polls run
+/// (woken when a poll queues alerts) and once more after the last poll. A
+/// sink whose pass ends on a failure or a gone endpoint is not tried again
+/// in this run; its alerts stay queued.
 pub async fn once(ctx: Arc<Ctx>) -> anyhow::Result<OnceReport> {
     let mut report = OnceReport::default();
+    let polled = CancellationToken::new();
+    let mut wakes = Vec::new();
+    let mut lanes = tokio::task::JoinSet::new();
+    for cfg in &ctx.config.sinks {
+        let lane = match deliver::Lane::new(cfg, &ctx.config) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(sink = %cfg.id, error = %e, "sink cannot start; its alerts stay queued");
+                continue;
+            }
+        };
+        let wake = Arc::new(Notify::new());
+        wakes.push(wake.clone());
+        let (ctx, polled, id) = (ctx.clone(), polled.clone(), cfg.id.clone());
+        lanes.spawn(async move {
+            let mut total = deliver::DrainReport::default();
+            loop {
+                // Read before the pass: a pass that starts after the last
+                // poll is the final one.
+                let last = polled.is_cancelled();
+                let r = deliver::drain(&ctx.state, &lane, &ctx.stats, &CancellationToken::new())
+                    .await?;
+                total.delivered += r.delivered;
+                total.buried += r.buried;
+                total.disabled |= r.disabled;
+                if last || r.disabled || r.hold.is_some() {
+                    return Ok::<_, crate::state::StateError>((id, total));
+                }
+                tokio::select! {
+                    _ = polled.cancelled() => {}
+                    _ = wake.notified() => {}
+                }
+            }
+        });
+    }
     let mut polls = tokio::task::JoinSet::new();
     for feed in ctx.config.feeds.clone() {
         let ctx = ctx.clone();
@@ -574,6 +612,9 @@ pub async fn once(ctx: Arc<Ctx>) -> anyhow::Result<OnceReport> {
         match r {
             Ok(p) => {
                 tracing::info!(feed = %feed, status = p.status, new = p.new_items, alerts = p.alerts, "polled");
+                if p.alerts > 0 {
+                    wakes.iter().for_each(|w| w.notify_one());
+                }
                 if let Some(to) = p.moved_to {
                     report.moved.push((feed, to));
                 }
@@ -585,21 +626,24 @@ pub async fn once(ctx: Arc<Ctx>) -> anyhow::Result<OnceReport> {
     report.failed.sort();
     report.moved.sort();
     crate::archive::prune_logged(&ctx.state, &ctx.config.daemon).await;
-    for cfg in &ctx.config.sinks {
-        let lane = match deliver::Lane::new(cfg, &ctx.config) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(sink = %cfg.id, error = %e, "sink cannot start; its alerts stay queued");
-                continue;
-            }
-        };
-        let r = deliver::drain(&ctx.state, &lane, &ctx.stats, &CancellationToken::new()).await?;
+    polled.cancel();
+    let mut disabled = Vec::new();
+    while let Some(joined) = lanes.join_next().await {
+        let (sink, r) = joined??;
         report.delivered += r.delivered;
         report.dead += r.buried;
         if r.disabled {
-            report.disabled_sinks.push(cfg.id.clone());
+            disabled.push(sink);
         }
     }
+    // In config order, as before.
+    report.disabled_sinks = ctx
+        .config
+        .sinks
+        .iter()
+        .filter(|s| disabled.contains(&s.id))
+        .map(|s| s.id.clone())
+        .collect();
     // Alerts first; then the archive's search index catches up with what
     // this cycle archived (see `archive::index`).
     crate::archive::index_logged(&ctx.state, || true).await;
