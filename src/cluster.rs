@@ -92,7 +92,9 @@ impl Clusters {
             return Ok(());
         }
         let rows = state.call(move |s| s.story_items(cutoff)).await?;
-        let mut index = StoryIndex::new(config.daemon.story_window);
+        // Sized for the rows of the window: the index needs no rebuild
+        // while they are restored.
+        let mut index = StoryIndex::with_capacity(config.daemon.story_window, rows.len());
         let mut restored = 0usize;
         for r in &rows {
             let Some(id) = story::parse_story_id(&r.story_id) else {
