@@ -18,7 +18,8 @@ use crate::model::{AlertStory, Item};
 use crate::state::{State, StateError, StoryRow};
 use crate::story::{self, Assignment, Restored, Signature, StoryIndex};
 
-/// How long a repeat waits for a digest on a sink without `digest`.
+/// How long a repeat waits for a digest on a sink without `digest`, unless
+/// the sink sets `repeat_digest`.
 pub const REPEAT_DIGEST: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// How often story rows outside the window are pruned.
@@ -211,13 +212,13 @@ impl Observed {
 }
 
 /// When a repeat held for `sink` is released: the sink's digest period,
-/// else [`REPEAT_DIGEST`].
+/// else its `repeat_digest`, else [`REPEAT_DIGEST`].
 pub fn hold_until(config: &Config, sink: &str, now: DateTime<Utc>) -> DateTime<Utc> {
     let period = config
         .sinks
         .iter()
         .find(|s| s.id == sink)
-        .and_then(|s| s.flow.digest)
+        .and_then(|s| s.flow.digest.or(s.flow.repeat_digest))
         .unwrap_or(REPEAT_DIGEST);
     now + chrono::Duration::from_std(period).unwrap_or(chrono::Duration::hours(1))
 }

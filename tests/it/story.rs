@@ -182,8 +182,13 @@ fn story_clusters_meet_precision_and_recall() {
 }
 
 mod daemon {
-    //! Story clustering in `wirewatch once`: repeats dropped by default,
-    //! alerted with `on_repeat = "alert"`, clusters kept across runs.
+    //! Story clustering in `wirewatch once` and `run`: repeats dropped by
+    //! default, alerted with `on_repeat = "alert"`, held for one digest
+    //! with `on_repeat = "digest"`, clusters kept across runs and reloads.
+
+    use std::time::Duration;
+
+    use serde_json::Value;
 
     use crate::server::{Route, TestServer};
     use crate::util::*;
@@ -274,5 +279,103 @@ mod daemon {
         assert_eq!(copy["story"]["id"], alerts[0]["story"]["id"]);
         assert_eq!(copy["story"]["repeat"], serde_json::json!(true));
         assert_eq!(copy["story"]["sources"], serde_json::json!(["a", "b"]));
+    }
+
+    /// `on_repeat = "digest"` through `wirewatch run`: the first item
+    /// alerts at once; its copies, carried by feeds added later (a reload,
+    /// so the story comes back from state), never go out alone but
+    /// together in one digest after the sink's `repeat_digest`, under the
+    /// first item's story id. A sink without `repeat_digest` keeps them
+    /// for the default hour.
+    #[test]
+    fn on_repeat_digest_holds_copies_for_one_digest() {
+        let srv = serve();
+        // A word-for-word syndicated copy on a third feed.
+        srv.route("/c.xml", Route::ok(RSS, rss(&[("c1", QUAKE, LEAD)])));
+        let cfg = Config::new(&rules("on_repeat = \"digest\""))
+            .set("story_window", "\"48h\"")
+            .sink(
+                "id = \"quick\"\ntype = \"jsonl\"\npath = \"quick.jsonl\"\nrepeat_digest = \"2s\"",
+            )
+            .feed_with("a", &srv.url("/a.xml"), "backfill = \"all\"");
+        let ws = Workspace::new(&cfg);
+        let quick = || read_alerts(&ws.path().join("quick.jsonl"));
+        let digests = |all: &[Value]| -> Vec<Value> {
+            all.iter()
+                .filter(|v| v["type"] == "digest")
+                .cloned()
+                .collect()
+        };
+        let daemon = ws.spawn_daemon();
+        assert!(
+            wait_until(Duration::from_secs(10), || quick().len() == 1),
+            "the first item alerts\n{}",
+            daemon.logs()
+        );
+        let first = quick().remove(0);
+        assert_eq!(s(&first, &["item", "title"]), QUAKE);
+        assert_eq!(first["story"]["repeat"], serde_json::json!(false));
+        let story = s(&first, &["story", "id"]).to_string();
+
+        ws.write_config(
+            &cfg.feed_with("b", &srv.url("/b.xml"), "backfill = \"all\"")
+                .feed_with("c", &srv.url("/c.xml"), "backfill = \"all\""),
+        );
+        assert!(
+            wait_until(Duration::from_secs(15), || digests(&quick()).len() == 1),
+            "no digest of the held copies\n{}",
+            daemon.logs()
+        );
+        let all = quick();
+        let plain: Vec<&str> = all
+            .iter()
+            .filter(|v| v["type"].is_null())
+            .map(|a| s(a, &["item", "title"]))
+            .collect();
+        assert_eq!(
+            plain,
+            vec![QUAKE, OTHER],
+            "copies never alert on their own; another story does: {all:#?}"
+        );
+        let d = &digests(&all)[0];
+        assert_eq!(d["reason"], "digest");
+        assert_eq!(d["count"], 2, "{d:#}");
+        let mut held: Vec<(String, String)> = d["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .map(|a| {
+                assert_eq!(s(a, &["story", "id"]), story, "one story id: {a:#}");
+                assert_eq!(a["story"]["repeat"], serde_json::json!(true), "{a:#}");
+                (
+                    s(a, &["feed", "id"]).to_string(),
+                    s(a, &["item", "title"]).to_string(),
+                )
+            })
+            .collect();
+        held.sort();
+        assert_eq!(
+            held,
+            vec![
+                ("b".to_string(), QUAKE_ALT.to_string()),
+                ("c".to_string(), QUAKE.to_string())
+            ]
+        );
+        // Sent once; the default sink still holds them (an hour).
+        std::thread::sleep(Duration::from_secs(3));
+        assert_eq!(quick().len(), all.len(), "the digest is sent once");
+        let out: Vec<String> = ws
+            .alerts()
+            .iter()
+            .map(|a| s(a, &["item", "title"]).to_string())
+            .collect();
+        assert_eq!(out, vec![QUAKE, OTHER]);
+        let listing = ws.cli("alerts", &["--sink", "out"]);
+        assert!(
+            listing.stdout.contains("2 waiting (2 held)"),
+            "{}",
+            listing.stdout
+        );
+        drop(daemon);
     }
 }
