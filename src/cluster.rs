@@ -7,7 +7,8 @@
 //! reflects what was committed; every poll adds its new items, and the
 //! rows of the poll are written in the poll's one transaction
 //! (`PollCommit::stories`). Rows older than the window are pruned at
-//! most once an hour.
+//! most once an hour. `status` and `status --json` read the rows, not the
+//! daemon's index.
 
 use std::sync::{Arc, Mutex};
 
@@ -336,6 +337,85 @@ pub fn status_lines(
             shown(&s.title)
         ));
     }
+    Ok(out)
+}
+
+/// Stories in `wirewatch status --json`: the most recently active.
+pub const STATUS_STORIES: usize = 20;
+/// Titles listed per story in `status --json`.
+const STATUS_TITLES: usize = 10;
+
+/// One story of the window as `wirewatch status --json` prints it (one
+/// JSON object per line after the feeds'; the `story` key tells them
+/// apart). The shape is documented in docs/stories.md; keys are only ever
+/// added.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StoryStatus {
+    /// The story id (16 hex digits, as in alerts' `story.id`).
+    pub story: String,
+    /// When its first item was seen.
+    pub first_seen: DateTime<Utc>,
+    /// When its latest item in the window was seen.
+    pub last_seen: DateTime<Utc>,
+    /// Its items in the window.
+    pub items: usize,
+    /// Feeds that carried it, in order of their first item.
+    pub sources: Vec<String>,
+    /// Distinct titles of its items, in order, at most ten.
+    pub titles: Vec<String>,
+    /// Rules its items matched, in order of first match.
+    pub rules: Vec<String>,
+}
+
+/// `wirewatch status --json`: the [`STATUS_STORIES`] stories of the window
+/// with the latest items, latest first (ties: by id). Empty when
+/// clustering is off.
+pub fn status_stories(
+    state: &State,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Vec<StoryStatus>, StateError> {
+    if config.daemon.story_window.is_zero() {
+        return Ok(Vec::new());
+    }
+    let rows = state.story_items(now - window(config))?;
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut out: Vec<StoryStatus> = Vec::new();
+    for r in &rows {
+        let i = *at.entry(r.story_id.as_str()).or_insert_with(|| {
+            out.push(StoryStatus {
+                story: r.story_id.clone(),
+                first_seen: r.story_first_seen,
+                last_seen: r.seen_at,
+                items: 0,
+                sources: Vec::new(),
+                titles: Vec::new(),
+                rules: Vec::new(),
+            });
+            out.len() - 1
+        });
+        let s = &mut out[i];
+        s.items += 1;
+        s.first_seen = s.first_seen.min(r.story_first_seen);
+        s.last_seen = s.last_seen.max(r.seen_at);
+        if !s.sources.contains(&r.feed_id) {
+            s.sources.push(r.feed_id.clone());
+        }
+        if s.titles.len() < STATUS_TITLES && !s.titles.contains(&r.title) {
+            s.titles.push(r.title.clone());
+        }
+        for rule in &r.rules {
+            if !s.rules.contains(rule) {
+                s.rules.push(rule.clone());
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        b.last_seen
+            .cmp(&a.last_seen)
+            .then_with(|| a.story.cmp(&b.story))
+    });
+    out.truncate(STATUS_STORIES);
     Ok(out)
 }
 

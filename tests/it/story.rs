@@ -260,6 +260,75 @@ mod daemon {
         );
     }
 
+    /// `status --json`: after the feed lines, one line per recent story
+    /// (latest first) with its id, times, items, sources, titles and rules;
+    /// none when clustering is off.
+    #[test]
+    fn status_json_lists_recent_stories() {
+        let srv = serve();
+        let cfg = Config::new(&rules(""))
+            .set("story_window", "\"48h\"")
+            .feed_with("a", &srv.url("/a.xml"), "backfill = \"all\"");
+        let ws = Workspace::new(&cfg);
+        assert!(ws.status_stories().is_empty(), "no state, no stories");
+        ws.once_ok();
+        let cfg = cfg.feed_with("b", &srv.url("/b.xml"), "backfill = \"all\"");
+        ws.write_config(&cfg);
+        ws.once_ok();
+        let alerts = ws.alerts();
+        let quake_id = s(&alerts[0], &["story", "id"]).to_string();
+        let other_id = s(&alerts[1], &["story", "id"]).to_string();
+        assert_eq!(
+            ws.status().keys().collect::<Vec<_>>(),
+            vec!["a", "b"],
+            "feed lines unchanged"
+        );
+        let stories = ws.status_stories();
+        assert_eq!(stories.len(), 2, "{stories:#?}");
+        let mut keys: Vec<&String> = stories[0].as_object().expect("object").keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![
+                "first_seen",
+                "items",
+                "last_seen",
+                "rules",
+                "sources",
+                "story",
+                "titles"
+            ]
+        );
+        let by_id = |id: &str| {
+            stories
+                .iter()
+                .find(|v| v["story"] == id)
+                .unwrap_or_else(|| panic!("story {id} listed: {stories:#?}"))
+        };
+        let quake = by_id(&quake_id);
+        assert_eq!(quake["items"], 2);
+        assert_eq!(quake["sources"], serde_json::json!(["a", "b"]));
+        assert_eq!(quake["titles"], serde_json::json!([QUAKE, QUAKE_ALT]));
+        assert_eq!(quake["rules"], serde_json::json!(["quake"]));
+        let first = assert_rfc3339(&quake["first_seen"], "first_seen");
+        let last = assert_rfc3339(&quake["last_seen"], "last_seen");
+        assert!(first < last, "{quake}");
+        assert_eq!(alerts[0]["story"]["first_seen"], quake["first_seen"]);
+        let other = by_id(&other_id);
+        assert_eq!(other["items"], 1);
+        assert_eq!(other["sources"], serde_json::json!(["b"]));
+        assert_eq!(other["titles"], serde_json::json!([OTHER]));
+        assert_eq!(other["first_seen"], other["last_seen"]);
+        // Latest first.
+        let lasts: Vec<_> = stories
+            .iter()
+            .map(|v| assert_rfc3339(&v["last_seen"], "last_seen"))
+            .collect();
+        assert!(lasts.windows(2).all(|w| w[0] >= w[1]), "{stories:#?}");
+        ws.write_config(&cfg.set("story_window", "\"0s\""));
+        assert!(ws.status_stories().is_empty(), "clustering off");
+    }
+
     #[test]
     fn on_repeat_alert_sends_copies_with_one_story_id() {
         let srv = serve();
