@@ -7,7 +7,8 @@
 //! reflects what was committed; every poll adds its new items, and the
 //! rows of the poll are written in the poll's one transaction
 //! (`PollCommit::stories`). Rows older than the window are pruned at
-//! most once an hour.
+//! most once an hour. `status` and `status --json` read the rows, not the
+//! daemon's index.
 
 use std::sync::{Arc, Mutex};
 
@@ -18,7 +19,8 @@ use crate::model::{AlertStory, Item};
 use crate::state::{State, StateError, StoryRow};
 use crate::story::{self, Assignment, Restored, Signature, StoryIndex};
 
-/// How long a repeat waits for a digest on a sink without `digest`.
+/// How long a repeat waits for a digest on a sink without `digest`, unless
+/// the sink sets `repeat_digest`.
 pub const REPEAT_DIGEST: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// How often story rows outside the window are pruned.
@@ -92,7 +94,9 @@ impl Clusters {
             return Ok(());
         }
         let rows = state.call(move |s| s.story_items(cutoff)).await?;
-        let mut index = StoryIndex::new(config.daemon.story_window);
+        // Sized for the rows of the window: the index needs no rebuild
+        // while they are restored.
+        let mut index = StoryIndex::with_capacity(config.daemon.story_window, rows.len());
         let mut restored = 0usize;
         for r in &rows {
             let Some(id) = story::parse_story_id(&r.story_id) else {
@@ -209,13 +213,13 @@ impl Observed {
 }
 
 /// When a repeat held for `sink` is released: the sink's digest period,
-/// else [`REPEAT_DIGEST`].
+/// else its `repeat_digest`, else [`REPEAT_DIGEST`].
 pub fn hold_until(config: &Config, sink: &str, now: DateTime<Utc>) -> DateTime<Utc> {
     let period = config
         .sinks
         .iter()
         .find(|s| s.id == sink)
-        .and_then(|s| s.flow.digest)
+        .and_then(|s| s.flow.digest.or(s.flow.repeat_digest))
         .unwrap_or(REPEAT_DIGEST);
     now + chrono::Duration::from_std(period).unwrap_or(chrono::Duration::hours(1))
 }
@@ -333,6 +337,85 @@ pub fn status_lines(
             shown(&s.title)
         ));
     }
+    Ok(out)
+}
+
+/// Stories in `wirewatch status --json`: the most recently active.
+pub const STATUS_STORIES: usize = 20;
+/// Titles listed per story in `status --json`.
+const STATUS_TITLES: usize = 10;
+
+/// One story of the window as `wirewatch status --json` prints it (one
+/// JSON object per line after the feeds'; the `story` key tells them
+/// apart). The shape is documented in docs/stories.md; keys are only ever
+/// added.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StoryStatus {
+    /// The story id (16 hex digits, as in alerts' `story.id`).
+    pub story: String,
+    /// When its first item was seen.
+    pub first_seen: DateTime<Utc>,
+    /// When its latest item in the window was seen.
+    pub last_seen: DateTime<Utc>,
+    /// Its items in the window.
+    pub items: usize,
+    /// Feeds that carried it, in order of their first item.
+    pub sources: Vec<String>,
+    /// Distinct titles of its items, in order, at most ten.
+    pub titles: Vec<String>,
+    /// Rules its items matched, in order of first match.
+    pub rules: Vec<String>,
+}
+
+/// `wirewatch status --json`: the [`STATUS_STORIES`] stories of the window
+/// with the latest items, latest first (ties: by id). Empty when
+/// clustering is off.
+pub fn status_stories(
+    state: &State,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Vec<StoryStatus>, StateError> {
+    if config.daemon.story_window.is_zero() {
+        return Ok(Vec::new());
+    }
+    let rows = state.story_items(now - window(config))?;
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut out: Vec<StoryStatus> = Vec::new();
+    for r in &rows {
+        let i = *at.entry(r.story_id.as_str()).or_insert_with(|| {
+            out.push(StoryStatus {
+                story: r.story_id.clone(),
+                first_seen: r.story_first_seen,
+                last_seen: r.seen_at,
+                items: 0,
+                sources: Vec::new(),
+                titles: Vec::new(),
+                rules: Vec::new(),
+            });
+            out.len() - 1
+        });
+        let s = &mut out[i];
+        s.items += 1;
+        s.first_seen = s.first_seen.min(r.story_first_seen);
+        s.last_seen = s.last_seen.max(r.seen_at);
+        if !s.sources.contains(&r.feed_id) {
+            s.sources.push(r.feed_id.clone());
+        }
+        if s.titles.len() < STATUS_TITLES && !s.titles.contains(&r.title) {
+            s.titles.push(r.title.clone());
+        }
+        for rule in &r.rules {
+            if !s.rules.contains(rule) {
+                s.rules.push(rule.clone());
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        b.last_seen
+            .cmp(&a.last_seen)
+            .then_with(|| a.story.cmp(&b.story))
+    });
+    out.truncate(STATUS_STORIES);
     Ok(out)
 }
 

@@ -311,6 +311,16 @@ impl Fetcher {
     /// conditional (a 304 is an error).
     pub async fn fetch_page(&self, url: &str, max_bytes: u64) -> Result<Fetched, FetchError> {
         let admitted = self.admit(url).await?;
+        self.fetch_page_admitted(&admitted, max_bytes).await
+    }
+
+    /// [`Fetcher::fetch_page`] once [admitted](Fetcher::admit) (so the
+    /// caller can time the fetch without the queue).
+    pub async fn fetch_page_admitted(
+        &self,
+        admitted: &Admission,
+        max_bytes: u64,
+    ) -> Result<Fetched, FetchError> {
         let none = Validators::default();
         let inner = self.fetch_inner(admitted.url.clone(), &none, Some(max_bytes));
         match tokio::time::timeout(self.total, inner).await {

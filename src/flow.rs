@@ -95,6 +95,10 @@ pub struct SinkFlow {
     pub quiet_hours: Option<QuietHours>,
     /// Alerts at or above this severity pass quiet hours.
     pub quiet_allow: Option<Severity>,
+    /// How long a repeat of a story (`on_repeat = "digest"`) waits for a
+    /// digest when the sink has no `digest` period
+    /// (default `cluster::REPEAT_DIGEST`).
+    pub repeat_digest: Option<Duration>,
 }
 
 impl SinkFlow {

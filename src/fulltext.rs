@@ -19,6 +19,11 @@
 //! the feed's own text leaves the item with its feed text, logged with the
 //! feed id and the link. Only unseen items are fetched, once: the item is
 //! marked seen in the poll's commit whatever its page did.
+//!
+//! Metrics: every wanted item ends with one `result` of
+//! `wirewatch_article_fetches_total` ([`ArticleResult`]); each fetch that
+//! ends (not those cut off by the budget) is timed from its admission and
+//! its body bytes counted.
 
 use std::collections::HashMap;
 
@@ -29,6 +34,7 @@ use tokio::time::Instant;
 use crate::config::FullTextConfig;
 use crate::extract::{extract, Article};
 use crate::fetch::{FetchError, Fetched, Fetcher};
+use crate::metrics::{fetch_failure, ArticleResult, Metrics};
 use crate::model::Item;
 
 /// What the article phase of one poll did.
@@ -46,10 +52,12 @@ pub struct FullTextReport {
 
 /// Fetches the article pages of `items[i]` for each `i` in `wanted` (new
 /// items, in feed order) and sets their `full_text`. Never fails; see the
-/// module docs for the bounds.
+/// module docs for the bounds. Results, latencies and bytes go to
+/// `metrics`.
 pub async fn enrich(
     fetcher: &Fetcher,
     parse_slots: &Semaphore,
+    metrics: &Metrics,
     feed_id: &str,
     cfg: &FullTextConfig,
     items: &mut [Item],
@@ -74,8 +82,19 @@ pub async fn enrich(
         }
         started += 1;
         let (fetcher, max_bytes) = (fetcher.clone(), cfg.max_bytes);
-        let handle =
-            tasks.spawn(async move { (i, fetcher.fetch_page(&link, max_bytes).await, link) });
+        let handle = tasks.spawn(async move {
+            // Timed from admission, like feed fetches: the fetch, not the
+            // queue for slots.
+            let fetched = match fetcher.admit(&link).await {
+                Ok(admitted) => {
+                    let started = Instant::now();
+                    let r = fetcher.fetch_page_admitted(&admitted, max_bytes).await;
+                    (r, Some(started.elapsed()))
+                }
+                Err(e) => (Err(e), None),
+            };
+            (i, fetched, link)
+        });
         pending.insert(handle.id(), i);
     }
     if report.skipped > 0 {
@@ -91,7 +110,7 @@ pub async fn enrich(
                 break;
             }
         };
-        let (i, fetched, link) = match next {
+        let (i, (fetched, took), link) = match next {
             Ok((id, (i, fetched, link))) => {
                 pending.remove(&id);
                 (i, fetched, link)
@@ -99,10 +118,15 @@ pub async fn enrich(
             Err(e) => {
                 let i = pending.remove(&e.id());
                 report.failed += 1;
+                metrics.articles(feed_id, ArticleResult::Internal, 1);
                 tracing::warn!(feed = %feed_id, item = ?i, error = %e, "article fetch task failed; feed text kept");
                 continue;
             }
         };
+        if let Some(took) = took {
+            let bytes = fetched.as_ref().map_or(0, |p| p.body.len() as u64);
+            metrics.article_fetched(took, bytes);
+        }
         let outcome = match fetched {
             Ok(page) => {
                 let feed_text = (items[i].summary.clone(), items[i].content.clone());
@@ -115,10 +139,14 @@ pub async fn enrich(
                     }
                 }
             }
-            Err(FetchError::TooLarge { limit }) => Err(format!(
-                "page larger than the {limit}-byte cap (full_text_max_bytes)"
+            Err(e @ FetchError::TooLarge { limit }) => Err((
+                ArticleResult::Fetch(fetch_failure(&e)),
+                format!("page larger than the {limit}-byte cap (full_text_max_bytes)"),
             )),
-            Err(e) => Err(format!("fetch failed: {e}")),
+            Err(e) => Err((
+                ArticleResult::Fetch(fetch_failure(&e)),
+                format!("fetch failed: {e}"),
+            )),
         };
         match outcome {
             Ok(article) => {
@@ -128,15 +156,19 @@ pub async fn enrich(
                 tracing::debug!(feed = %feed_id, link = %link, chars = article.text.chars().count(),
                     source = ?article.source, "article text extracted");
                 report.extracted += 1;
+                metrics.articles(feed_id, ArticleResult::Ok, 1);
                 items[i].full_text = Some(article.text);
             }
-            Err(why) => {
+            Err((result, why)) => {
                 report.failed += 1;
+                metrics.articles(feed_id, result, 1);
                 tracing::warn!(feed = %feed_id, link = %link, error = %why,
                     "no article text; matching the feed text");
             }
         }
     }
+    metrics.articles(feed_id, ArticleResult::Skipped, report.skipped);
+    metrics.articles(feed_id, ArticleResult::OverBudget, report.out_of_budget);
     if report.out_of_budget > 0 {
         tracing::warn!(feed = %feed_id, pages = report.out_of_budget, budget = ?cfg.budget,
             "full_text_budget ran out; those items keep their feed text");
@@ -153,18 +185,24 @@ async fn extract_bounded(
     slots: &Semaphore,
     page: Fetched,
     feed_text: (String, String),
-) -> Result<Article, String> {
-    let _permit = slots.acquire().await.map_err(|e| e.to_string())?;
+) -> Result<Article, (ArticleResult, String)> {
+    let _permit = slots
+        .acquire()
+        .await
+        .map_err(|e| (ArticleResult::Internal, e.to_string()))?;
     tokio::task::spawn_blocking(move || {
         let article = extract(&page.body, page.charset.as_deref(), Some(&page.final_url))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| (ArticleResult::NoArticle, e.to_string()))?;
         if repeats_feed(&article.text, &feed_text.0, &feed_text.1) {
-            return Err("no article text found: the page holds only the feed's own text".into());
+            return Err((
+                ArticleResult::NoArticle,
+                "no article text found: the page holds only the feed's own text".into(),
+            ));
         }
         Ok(article)
     })
     .await
-    .map_err(|e| format!("extractor crashed: {e}"))?
+    .map_err(|e| (ArticleResult::Internal, format!("extractor crashed: {e}")))?
 }
 
 /// Whether `article` (whitespace-normalised, case-folded) is contained in

@@ -113,7 +113,8 @@ enum Command {
     Status {
         #[command(flatten)]
         config: ConfigArg,
-        /// One JSON object per feed.
+        /// One JSON object per line: one per feed, then one per recent
+        /// story (a `story` key instead of `feed`).
         #[arg(long)]
         json: bool,
     },
@@ -810,6 +811,12 @@ fn print_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
                     ))
                     .unwrap_or_default()
             )?;
+        }
+    }
+    if let (Some(st), true) = (&state, json) {
+        for story in wirewatch::cluster::status_stories(st, config, Utc::now())? {
+            serde_json::to_writer(&mut out, &story)?;
+            writeln!(out)?;
         }
     }
     if let (Some(st), false) = (&state, json) {

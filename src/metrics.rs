@@ -1,5 +1,6 @@
 //! The Prometheus registry: what the daemon counts (polls by result, fetch
-//! latency, bytes, items, matches per rule, deliveries per sink), the
+//! latency, bytes, items, matches per rule, deliveries per sink, article
+//! pages of `full_text` feeds by result, their latency and bytes), the
 //! figures of the running configuration, and their text exposition
 //! (format 0.0.4). `docs/metrics.md` lists every metric.
 //!
@@ -127,6 +128,10 @@ struct Inner {
     polls: BTreeMap<String, BTreeMap<&'static str, u64>>,
     fetch_seconds: Histogram,
     fetch_bytes: u64,
+    /// full_text feed -> result -> article pages.
+    articles: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    article_seconds: Histogram,
+    article_bytes: u64,
     items_parsed: u64,
     /// rule id -> matches.
     matches: BTreeMap<String, u64>,
@@ -167,23 +172,62 @@ pub fn poll_result(result: &Result<PollReport, PollError>) -> &'static str {
     match result {
         Ok(report) if report.status == 304 => "not_modified",
         Ok(_) => "ok",
-        Err(PollError::Fetch(e)) => match e {
-            FetchError::Timeout(_) => "timeout",
-            FetchError::TooLarge { .. } => "too_large",
-            FetchError::Status { status, .. } => match status {
-                400..=499 => "http_4xx",
-                500..=599 => "http_5xx",
-                _ => "http_other",
-            },
-            // reqwest's own deadlines; `fetch` marks them with this prefix.
-            FetchError::Http(msg) if msg.starts_with("timed out") => "timeout",
-            // A loop, too many hops, a refused target or Location.
-            FetchError::Redirect(_) => "redirect",
-            // Connection, DNS, TLS, a broken body stream.
-            FetchError::Http(_) => "network",
-        },
+        Err(PollError::Fetch(e)) => fetch_failure(e),
         Err(PollError::Parse(_)) => "parse",
         Err(PollError::State(_)) => "state",
+    }
+}
+
+/// Why a fetch (of a feed or an article page) failed, as a `result` label:
+/// `http_4xx`, `http_5xx`, `http_other`, `timeout`, `too_large`,
+/// `redirect` or `network`.
+pub fn fetch_failure(e: &FetchError) -> &'static str {
+    match e {
+        FetchError::Timeout(_) => "timeout",
+        FetchError::TooLarge { .. } => "too_large",
+        FetchError::Status { status, .. } => match status {
+            400..=499 => "http_4xx",
+            500..=599 => "http_5xx",
+            _ => "http_other",
+        },
+        // reqwest's own deadlines; `fetch` marks them with this prefix.
+        FetchError::Http(msg) if msg.starts_with("timed out") => "timeout",
+        // A loop, too many hops, a refused target or Location.
+        FetchError::Redirect(_) => "redirect",
+        // Connection, DNS, TLS, a broken body stream.
+        FetchError::Http(_) => "network",
+    }
+}
+
+/// What became of one new item's article page (`full_text = true`), as
+/// the `result` label of `wirewatch_article_fetches_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArticleResult {
+    /// Its main text was extracted; the rules see it.
+    Ok,
+    /// Fetched, but no article in it (paywall stub, teaser, section front)
+    /// or only the feed's own text.
+    NoArticle,
+    /// The fetch failed; the `fetch_failure` word.
+    Fetch(&'static str),
+    /// Not done when `full_text_budget` ran out.
+    OverBudget,
+    /// Not fetched: over `full_text_max_articles`, or the item has no link.
+    Skipped,
+    /// A fetch or extraction task failed (a bug; logged).
+    Internal,
+}
+
+impl ArticleResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArticleResult::Ok => "ok",
+            ArticleResult::NoArticle => "no_article",
+            ArticleResult::Fetch(word) => word,
+            ArticleResult::OverBudget => "over_budget",
+            ArticleResult::Skipped => "skipped",
+            ArticleResult::Internal => "internal",
+        }
     }
 }
 
@@ -195,6 +239,9 @@ impl Metrics {
                 polls: BTreeMap::new(),
                 fetch_seconds: Histogram::new(&FETCH_BUCKETS),
                 fetch_bytes: 0,
+                articles: BTreeMap::new(),
+                article_seconds: Histogram::new(&FETCH_BUCKETS),
+                article_bytes: 0,
                 items_parsed: 0,
                 matches: BTreeMap::new(),
                 delivered: BTreeMap::new(),
@@ -221,6 +268,20 @@ impl Metrics {
         let rules: Vec<&str> = config.rule_meta.iter().map(|r| r.id.as_str()).collect();
         let sinks: Vec<&str> = config.sinks.iter().map(|s| s.id.as_str()).collect();
         m.polls.retain(|k, _| feeds.contains(&k.as_str()));
+        let full_text: Vec<&str> = config
+            .feeds
+            .iter()
+            .filter(|f| f.full_text.is_some())
+            .map(|f| f.id.as_str())
+            .collect();
+        m.articles.retain(|k, _| full_text.contains(&k.as_str()));
+        for f in &full_text {
+            m.articles
+                .entry(f.to_string())
+                .or_default()
+                .entry("ok")
+                .or_insert(0);
+        }
         m.matches.retain(|k, _| rules.contains(&k.as_str()));
         m.delivered.retain(|k, _| sinks.contains(&k.as_str()));
         m.failed.retain(|k, _| sinks.contains(&k.as_str()));
@@ -267,6 +328,29 @@ impl Metrics {
         let mut m = self.lock();
         m.fetch_seconds.observe(took.as_secs_f64());
         m.fetch_bytes += bytes;
+    }
+
+    /// An article page fetch of a `full_text` feed took `took` (from the
+    /// request, slot waits included, to the whole body or the failure)
+    /// and brought `bytes` of body.
+    pub fn article_fetched(&self, took: Duration, bytes: u64) {
+        let mut m = self.lock();
+        m.article_seconds.observe(took.as_secs_f64());
+        m.article_bytes += bytes;
+    }
+
+    /// `n` new items of `feed` ended their article phase with `result`.
+    pub fn articles(&self, feed: &str, result: ArticleResult, n: usize) {
+        if n == 0 {
+            return;
+        }
+        *self
+            .lock()
+            .articles
+            .entry(feed.to_string())
+            .or_default()
+            .entry(result.as_str())
+            .or_insert(0) += n as u64;
     }
 
     /// One poll of `feed` ended with `result`: counted by result; a
@@ -358,6 +442,48 @@ impl Metrics {
             "Bytes of feed bodies fetched (after decompression).",
         );
         sample(w, "wirewatch_fetch_bytes_total", &[], m.fetch_bytes);
+
+        family(
+            w,
+            "wirewatch_article_fetches_total",
+            "counter",
+            "Article pages of new items of full_text feeds, by result (ok, no_article, the fetch failures of wirewatch_polls_total, over_budget, skipped, internal).",
+        );
+        for (feed, results) in &m.articles {
+            for (result, n) in results {
+                sample(
+                    w,
+                    "wirewatch_article_fetches_total",
+                    &[("feed", feed), ("result", result)],
+                    *n,
+                );
+            }
+        }
+
+        family(
+            w,
+            "wirewatch_article_fetch_duration_seconds",
+            "histogram",
+            "Time from the request (slot waits included) to the whole body (or the failure) of one article page fetch.",
+        );
+        histogram(
+            w,
+            "wirewatch_article_fetch_duration_seconds",
+            &m.article_seconds,
+        );
+
+        family(
+            w,
+            "wirewatch_article_fetch_bytes_total",
+            "counter",
+            "Bytes of article pages fetched (after decompression).",
+        );
+        sample(
+            w,
+            "wirewatch_article_fetch_bytes_total",
+            &[],
+            m.article_bytes,
+        );
 
         family(
             w,
@@ -844,6 +970,102 @@ mod tests {
             "redirect"
         );
         assert_eq!(poll_result(&Err(PollError::Parse("bad".into()))), "parse");
+    }
+
+    #[test]
+    fn article_fetches_count_by_result_for_full_text_feeds_only() {
+        use crate::config::reader::Source;
+        let main = |with_b: bool| {
+            let mut t = String::from(
+                "[daemon]\nrules = [\"rules.toml\"]\n\
+                 [[feed]]\nid = \"site\"\nurl = \"http://127.0.0.1:9/s\"\nfull_text = true\n\
+                 [[feed]]\nid = \"plain\"\nurl = \"http://127.0.0.1:9/p\"\n",
+            );
+            if with_b {
+                t.push_str(
+                    "[[feed]]\nid = \"b\"\nurl = \"http://127.0.0.1:9/b\"\nfull_text = true\n",
+                );
+            }
+            t.push_str("[[sink]]\nid = \"out\"\ntype = \"jsonl\"\npath = \"o.jsonl\"\n");
+            crate::config::load_from(
+                Source {
+                    path: "/cfg/wirewatch.toml".into(),
+                    text: t,
+                },
+                |p, _| {
+                    Ok(Source {
+                        path: p.to_path_buf(),
+                        text: "[[rule]]\nid = \"r\"\nquery = \"r\"\n".into(),
+                    })
+                },
+            )
+            .unwrap_or_else(|e| panic!("test config: {e}"))
+        };
+        let m = Metrics::new();
+        m.configure(&main(true));
+        let text = m.render(&Scrape::default());
+        let v = |text: &str, s: &str| value(text, s);
+        assert_eq!(
+            v(
+                &text,
+                "wirewatch_article_fetches_total{feed=\"site\",result=\"ok\"}"
+            ),
+            Some(0.0),
+            "zero series at once"
+        );
+        assert!(
+            !text.contains("wirewatch_article_fetches_total{feed=\"plain\""),
+            "no series for a feed without full_text:\n{text}"
+        );
+        m.articles("site", ArticleResult::Ok, 2);
+        m.articles("site", ArticleResult::Fetch("http_4xx"), 1);
+        m.articles("site", ArticleResult::NoArticle, 1);
+        m.articles("site", ArticleResult::Skipped, 3);
+        m.articles("site", ArticleResult::OverBudget, 0);
+        m.articles("b", ArticleResult::Fetch("timeout"), 1);
+        m.article_fetched(Duration::from_millis(20), 1000);
+        m.article_fetched(Duration::from_millis(300), 500);
+        m.article_fetched(Duration::from_secs(4), 0);
+        m.fetched(Duration::from_millis(1), 7);
+        let text = m.render(&Scrape::default());
+        let get = |s: &str| v(&text, s).unwrap_or_else(|| panic!("no {s}:\n{text}"));
+        let art = |feed: &str, r: &str| {
+            get(&format!(
+                "wirewatch_article_fetches_total{{feed=\"{feed}\",result=\"{r}\"}}"
+            ))
+        };
+        assert_eq!(art("site", "ok"), 2.0);
+        assert_eq!(art("site", "http_4xx"), 1.0);
+        assert_eq!(art("site", "no_article"), 1.0);
+        assert_eq!(art("site", "skipped"), 3.0);
+        assert_eq!(art("b", "timeout"), 1.0);
+        assert!(
+            !text.contains("result=\"over_budget\""),
+            "no series for nothing"
+        );
+        assert_eq!(get("wirewatch_article_fetch_bytes_total"), 1500.0);
+        assert_eq!(get("wirewatch_fetch_bytes_total"), 7.0, "feeds apart");
+        assert_eq!(get("wirewatch_article_fetch_duration_seconds_count"), 3.0);
+        assert_eq!(
+            get("wirewatch_article_fetch_duration_seconds_bucket{le=\"0.025\"}"),
+            1.0
+        );
+        assert_eq!(
+            get("wirewatch_article_fetch_duration_seconds_bucket{le=\"0.5\"}"),
+            2.0
+        );
+        assert_eq!(get("wirewatch_fetch_duration_seconds_count"), 1.0);
+        // A reload without feed b drops its series, keeps site's counts.
+        m.configure(&main(false));
+        let text = m.render(&Scrape::default());
+        assert!(!text.contains("feed=\"b\""), "{text}");
+        assert_eq!(
+            v(
+                &text,
+                "wirewatch_article_fetches_total{feed=\"site\",result=\"ok\"}"
+            ),
+            Some(2.0)
+        );
     }
 
     #[test]

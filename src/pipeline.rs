@@ -466,6 +466,7 @@ async fn poll_inner(ctx: &Ctx, feed: &FeedConfig) -> Result<PollReport, PollErro
         crate::fulltext::enrich(
             &ctx.fetcher,
             &ctx.parse_slots,
+            &ctx.stats.metrics,
             &feed.id,
             ft,
             &mut parsed.items,

@@ -50,18 +50,31 @@
 //!
 //! # The index and its bounds
 //!
-//! [`StoryIndex`] holds the items of the last `window`, in arrival order.
-//! Bucket chains run newest first through a `next` array, so a walk stops
-//! at the first expired entry; expired entries are compacted away when
-//! they are a quarter of the vector (a rebuild of the tables, amortised
-//! over the third of a window's inserts since the last one). Per item it keeps the signature
-//! (256 bytes), 32 chain links (128 bytes), 32 bucket-table slots (8
-//! bytes and a control byte each, ~350 bytes at hashbrown's load factor), a 48-byte
-//! entry and a slot in the item-key map (~24 bytes): about 1.1 KB, plus
-//! one story record per story (~100 bytes), and the growth slack of
-//! vectors and tables. `benches/story.rs` measures it with 100,000 items in
-//! the window: ~1.1 KB per item, 106 MB (see docs/stories.md for the
-//! transient peak while the bucket table grows).
+//! [`StoryIndex`] holds the items of the last `window`, in arrival order,
+//! numbered by a sequence number. Their signatures (256 bytes), chain
+//! links (32 × 4 bytes) and entries (48 bytes) live in blocks of 1,024
+//! items allocated whole; a block goes (kept as a spare for the next one)
+//! when all its items have expired, so storage follows the window in
+//! steps of ~440 KB and is never copied into a larger allocation.
+//!
+//! The bucket table is an array of slots (a power of two, at least one per
+//! band key of the live items: 32 per item), each holding the newest entry
+//! whose band key lands there; chains run newest first through the links,
+//! so a walk stops at the first expired entry. A slot is shared by the
+//! band keys that land on it: a walk takes only the entries whose band
+//! minima equal the item's (at most [`MAX_CHAIN`] of them, after at most
+//! [`MAX_WALK`] links). When the live items outgrow it, or shrink to a
+//! quarter of it, the table is rebuilt at the new size: the old one is
+//! freed first, then every live entry is linked into the new one (and
+//! sequence numbers restart from the first block), so the two never coexist.
+//! [`StoryIndex::with_capacity`] sizes it up front (the daemon passes the
+//! number of rows it restores).
+//!
+//! Per item that is about 432 bytes of block, 128–256 bytes of table
+//! (at a load of 1 to 0.5), a slot in the item-key map (~16–32 bytes) and,
+//! per story, a record in the story map (~75–150 bytes). `benches/story.rs`
+//! measures it with 100,000 items in the window, including the highest
+//! point while it fills and runs: see docs/stories.md.
 
 use std::collections::HashMap;
 
@@ -421,26 +434,82 @@ struct StoryRec {
     live: u32,
 }
 
+/// Entries per storage block (a power of two).
+const BLOCK: usize = 1 << BLOCK_SHIFT;
+const BLOCK_SHIFT: u32 = 10;
+/// The smallest bucket table (slots).
+const MIN_SLOTS: usize = 1 << 12;
+/// Chain links walked per band at most, sharing the band or not (a
+/// bucket slot is shared by every band key that lands on it; at most
+/// [`MAX_CHAIN`] of the walked entries that do share it are taken).
+const MAX_WALK: usize = 4 * MAX_CHAIN;
+
+/// `BLOCK` consecutive entries with their minima and chain links,
+/// allocated whole: the index grows and shrinks by blocks, never by
+/// copying its storage into a larger allocation.
+#[derive(Debug)]
+struct Block {
+    entries: Vec<Entry>,
+    /// `K` minima per entry.
+    sigs: Box<[u32]>,
+    /// `BANDS` links per entry: the previous entry (sequence number) in
+    /// the same bucket slot, or `NONE`.
+    next: Box<[u32]>,
+}
+
+impl Block {
+    fn new() -> Block {
+        Block {
+            entries: Vec::with_capacity(BLOCK),
+            sigs: vec![0; BLOCK * K].into_boxed_slice(),
+            next: vec![NONE; BLOCK * BANDS].into_boxed_slice(),
+        }
+    }
+}
+
 /// A store of the items seen in the last window, by signature. See the
 /// module docs for the method and the memory per item.
+///
+/// Entries have sequence numbers in arrival order; those before `start`
+/// have expired. Storage is a queue of fixed-size blocks: the block
+/// holding sequence number `base` is the first, whole expired blocks are
+/// released from the front (one kept for reuse).
 #[derive(Debug)]
 pub struct StoryIndex {
     window_ms: i64,
-    /// In arrival order; `entries[..start]` have expired.
-    entries: Vec<Entry>,
-    /// `K` minima per entry.
-    sigs: Vec<u32>,
-    /// `BANDS` links per entry: the previous entry in the same bucket.
-    next: Vec<u32>,
-    /// Band key (32 bits of its hash: a rare collision only adds a
-    /// candidate, which verification rejects) -> newest entry.
-    heads: HashMap<u32, u32, BuildMixed>,
-    start: usize,
+    blocks: std::collections::VecDeque<Block>,
+    /// A released block kept for the next one needed.
+    spare: Option<Block>,
+    /// Sequence number of the first slot of `blocks[0]`.
+    base: u32,
+    /// Oldest live entry.
+    start: u32,
+    /// The next entry's sequence number.
+    end: u32,
+    /// Renumbering point (below `NONE`; lowered by unit tests).
+    seq_limit: u32,
+    /// Bucket table: slot (band key & `mask`) -> newest entry in it, or
+    /// `NONE`. Slots are shared by the band keys landing on them; a walk
+    /// takes only the entries whose band minima equal the item's.
+    heads: Vec<u32>,
+    mask: usize,
+    /// The table never shrinks below this (the capacity asked for).
+    min_slots: usize,
     last_at: i64,
     members: HashMap<u64, u32, BuildMixed>,
     stories: HashMap<StoryId, StoryRec, BuildMixed>,
     names: Vec<String>,
     name_ids: HashMap<String, u32>,
+}
+
+/// Bucket table slots for `items` live items: one per band key, a power
+/// of two.
+fn slots_for(items: usize) -> usize {
+    items
+        .saturating_mul(BANDS)
+        .checked_next_power_of_two()
+        .unwrap_or(usize::MAX / 2 + 1)
+        .max(MIN_SLOTS)
 }
 
 /// Keys are already well-mixed hashes: the hasher passes them through.
@@ -485,16 +554,29 @@ fn from_ms(v: i64) -> DateTime<Utc> {
 
 impl StoryIndex {
     pub fn new(window: std::time::Duration) -> StoryIndex {
+        StoryIndex::with_capacity(window, 0)
+    }
+
+    /// An index with its tables sized for `items` items in the window
+    /// (the rows to restore, say): they grow without rebuilding up to
+    /// there. Beyond it the index still grows, in steps whose old and new
+    /// tables are never both held.
+    pub fn with_capacity(window: std::time::Duration, items: usize) -> StoryIndex {
+        let slots = slots_for(items);
         StoryIndex {
             window_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 4),
-            entries: Vec::new(),
-            sigs: Vec::new(),
-            next: Vec::new(),
-            heads: HashMap::with_hasher(BuildMixed),
+            blocks: std::collections::VecDeque::new(),
+            spare: None,
+            base: 0,
             start: 0,
+            end: 0,
+            seq_limit: NONE - 1,
+            heads: vec![NONE; slots],
+            mask: slots - 1,
+            min_slots: slots,
             last_at: i64::MIN,
-            members: HashMap::with_hasher(BuildMixed),
-            stories: HashMap::with_hasher(BuildMixed),
+            members: HashMap::with_capacity_and_hasher(items, BuildMixed),
+            stories: HashMap::with_capacity_and_hasher(items, BuildMixed),
             names: Vec::new(),
             name_ids: HashMap::new(),
         }
@@ -507,7 +589,7 @@ impl StoryIndex {
 
     /// Items in the window.
     pub fn len(&self) -> usize {
-        self.entries.len() - self.start
+        (self.end - self.start) as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -519,22 +601,33 @@ impl StoryIndex {
         self.stories.len()
     }
 
-    /// Bytes held by the index's vectors and tables (capacities, not
+    /// Slots of the bucket table.
+    pub fn bucket_slots(&self) -> usize {
+        self.heads.len()
+    }
+
+    /// Bytes held by the index's blocks and tables (capacities, not
     /// lengths; hash tables estimated from their capacity and slot size).
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         let table = |cap: usize, slot: usize| cap * (slot + 1);
-        let prior: usize = self.entries.iter().map(|e| e.prior.len() * 4).sum();
+        let block = BLOCK * (size_of::<Entry>() + (K + BANDS) * 4);
+        let held = self.blocks.len() + usize::from(self.spare.is_some());
+        let prior: usize = self
+            .blocks
+            .iter()
+            .flat_map(|b| b.entries.iter())
+            .map(|e| e.prior.len() * 4)
+            .sum();
         let stories: usize = self
             .stories
             .values()
             .map(|s| (s.sources.capacity() + s.rules.capacity()) * 4)
             .sum();
-        self.entries.capacity() * size_of::<Entry>()
+        held * block
+            + self.blocks.capacity() * size_of::<Block>()
             + prior
-            + self.sigs.capacity() * 4
-            + self.next.capacity() * 4
-            + table(self.heads.capacity(), 8)
+            + self.heads.capacity() * 4
             + table(self.members.capacity(), 12)
             + table(self.stories.capacity(), 8 + size_of::<StoryRec>())
             + stories
@@ -551,13 +644,27 @@ impl StoryIndex {
         i
     }
 
+    /// The block and offset of a stored entry.
+    fn locate(&self, seq: u32) -> (&Block, usize) {
+        let i = (seq - self.base) as usize;
+        (&self.blocks[i >> BLOCK_SHIFT], i & (BLOCK - 1))
+    }
+
+    fn entry(&self, seq: u32) -> &Entry {
+        let (b, o) = self.locate(seq);
+        &b.entries[o]
+    }
+
     /// Drops the entries older than the window before `now`.
     pub fn expire(&mut self, now: DateTime<Utc>) {
         let cutoff = ms(now).saturating_sub(self.window_ms);
-        while self.start < self.entries.len() && self.entries[self.start].at < cutoff {
-            let e = &self.entries[self.start];
+        while self.start < self.end {
+            let e = self.entry(self.start);
+            if e.at >= cutoff {
+                break;
+            }
             let (item, story) = (e.item, e.story);
-            if self.members.get(&item) == Some(&(self.start as u32)) {
+            if self.members.get(&item) == Some(&self.start) {
                 self.members.remove(&item);
             }
             if let Some(s) = self.stories.get_mut(&story) {
@@ -568,57 +675,75 @@ impl StoryIndex {
             }
             self.start += 1;
         }
-        // Expired entries (and their bucket heads) are at most a quarter of
-        // the vectors: memory stays within 4/3 of the live entries'.
-        if self.start >= 1024 && self.start * 4 >= self.entries.len() {
-            self.compact();
+        // Whole expired blocks go (chain walks stop at `start`, so no link
+        // into them is ever followed).
+        while !self.blocks.is_empty() && self.start - self.base >= BLOCK as u32 {
+            if let Some(mut b) = self.blocks.pop_front() {
+                b.entries.clear();
+                self.spare = Some(b);
+            }
+            self.base += BLOCK as u32;
+        }
+        // A table four times larger than the window needs is halved or
+        // more (the window shrank, or a burst left).
+        let slots = slots_for(self.len()).max(self.min_slots);
+        if slots * 4 <= self.heads.len() {
+            self.rebuild(slots);
         }
     }
 
-    /// Removes the expired entries and rebuilds the tables.
-    fn compact(&mut self) {
-        let drop = self.start;
-        self.entries.drain(..drop);
-        self.sigs.drain(..drop * K);
-        self.start = 0;
-        self.heads.clear();
-        self.members.clear();
-        self.next.clear();
-        self.next.resize(self.entries.len() * BANDS, NONE);
-        for i in 0..self.entries.len() {
-            self.link(i);
-            self.members.insert(self.entries[i].item, i as u32);
+    /// A new bucket table of `slots` slots with every live entry linked
+    /// into it, in arrival order; sequence numbers are renumbered from the
+    /// first block. The old table is freed before the new one is
+    /// allocated.
+    fn rebuild(&mut self, slots: usize) {
+        let shift = self.base;
+        self.base = 0;
+        self.start -= shift;
+        self.end -= shift;
+        for v in self.members.values_mut() {
+            *v -= shift;
         }
-        self.entries.shrink_to(self.entries.len() * 2);
-        self.sigs.shrink_to(self.sigs.len() * 2);
-        self.next.shrink_to(self.next.len() * 2);
+        self.heads = Vec::new();
+        self.heads = vec![NONE; slots];
+        self.mask = slots - 1;
+        for seq in self.start..self.end {
+            self.link(seq);
+        }
     }
 
-    /// Puts entry `i` at the head of its band buckets.
-    fn link(&mut self, i: usize) {
+    /// Puts entry `seq` at the head of its band slots.
+    fn link(&mut self, seq: u32) {
+        let i = (seq - self.base) as usize;
+        let (block, o) = (&mut self.blocks[i >> BLOCK_SHIFT], i & (BLOCK - 1));
         for b in 0..BANDS {
-            let key = band_key(b, &self.sigs[i * K + b * ROWS..i * K + (b + 1) * ROWS]);
-            let prev = self.heads.insert(key as u32, i as u32).unwrap_or(NONE);
-            self.next[i * BANDS + b] = prev;
+            let at = o * K + b * ROWS;
+            let slot = band_key(b, &block.sigs[at..at + ROWS]) as usize & self.mask;
+            block.next[o * BANDS + b] = std::mem::replace(&mut self.heads[slot], seq);
         }
     }
 
-    fn sig_at(&self, i: usize) -> &[u32] {
-        &self.sigs[i * K..(i + 1) * K]
+    fn sig_at(&self, seq: u32) -> &[u32] {
+        let (b, o) = self.locate(seq);
+        &b.sigs[o * K..(o + 1) * K]
     }
 
     /// The best-matching live entry for a signature: (entry, score,
     /// Jaccard).
-    fn best(&self, sig: &Signature) -> Option<(usize, f64, f64)> {
+    fn best(&self, sig: &Signature) -> Option<(u32, f64, f64)> {
         let mut cands: Vec<u32> = Vec::new();
         for b in 0..BANDS {
-            let key = band_key(b, &sig.mins[b * ROWS..(b + 1) * ROWS]);
-            let mut at = self.heads.get(&(key as u32)).copied().unwrap_or(NONE);
-            let mut walked = 0;
-            while at != NONE && (at as usize) >= self.start && walked < MAX_CHAIN {
+            let band = &sig.mins[b * ROWS..(b + 1) * ROWS];
+            let mut at = self.heads[band_key(b, band) as usize & self.mask];
+            let (mut walked, mut found) = (0, 0);
+            while at != NONE && at >= self.start && found < MAX_CHAIN && walked < MAX_WALK {
                 walked += 1;
-                cands.push(at);
-                at = self.next[at as usize * BANDS + b];
+                let (block, o) = self.locate(at);
+                if block.sigs[o * K + b * ROWS..o * K + (b + 1) * ROWS] == *band {
+                    found += 1;
+                    cands.push(at);
+                }
+                at = block.next[o * BANDS + b];
             }
         }
         cands.sort_unstable();
@@ -633,19 +758,18 @@ impl StoryIndex {
             // Oldest first again, so ties below go to the most recent.
             counted.sort_unstable_by_key(|&(_, c)| c);
         }
-        let mut best: Option<(usize, f64, f64)> = None;
+        let mut best: Option<(u32, f64, f64)> = None;
         let mut other = Signature {
             mins: [0; K],
             shingles: 0,
         };
         for &(_, c) in &counted {
-            let i = c as usize;
-            other.mins.copy_from_slice(self.sig_at(i));
-            other.shingles = self.entries[i].shingles;
+            other.mins.copy_from_slice(self.sig_at(c));
+            other.shingles = self.entry(c).shingles;
             if let Some(score) = sig.same_story(&other) {
                 // Ties go to the most recent entry.
                 if best.is_none_or(|(_, s, _)| score >= s) {
-                    best = Some((i, score, sig.jaccard(&other)));
+                    best = Some((c, score, sig.jaccard(&other)));
                 }
             }
         }
@@ -653,18 +777,32 @@ impl StoryIndex {
     }
 
     fn push(&mut self, at: i64, item: u64, story: StoryId, sig: &Signature, prior: Box<[u32]>) {
-        let i = self.entries.len();
-        self.entries.push(Entry {
+        if self.end >= self.seq_limit {
+            self.rebuild(self.heads.len());
+        }
+        let seq = self.end;
+        let i = (seq - self.base) as usize;
+        if i >> BLOCK_SHIFT == self.blocks.len() {
+            let block = self.spare.take().unwrap_or_else(Block::new);
+            self.blocks.push_back(block);
+        }
+        let (block, o) = (&mut self.blocks[i >> BLOCK_SHIFT], i & (BLOCK - 1));
+        block.entries.push(Entry {
             at,
             item,
             story,
             shingles: sig.shingles,
             prior,
         });
-        self.sigs.extend_from_slice(&sig.mins);
-        self.next.resize((i + 1) * BANDS, NONE);
-        self.link(i);
-        self.members.insert(item, i as u32);
+        block.sigs[o * K..(o + 1) * K].copy_from_slice(&sig.mins);
+        self.end += 1;
+        self.members.insert(item, seq);
+        let slots = slots_for(self.len());
+        if slots > self.heads.len() {
+            self.rebuild(slots);
+        } else {
+            self.link(seq);
+        }
     }
 
     /// Assigns a new item to a story and records it (feed `feed`, key
@@ -681,8 +819,8 @@ impl StoryIndex {
     ) -> Assignment {
         self.expire(now);
         let item = item_hash(feed, key);
-        if let Some(&i) = self.members.get(&item) {
-            let e = &self.entries[i as usize];
+        if let Some(&seq) = self.members.get(&item) {
+            let e = self.entry(seq);
             // A story's id is its first item's identity.
             let first = e.story == e.item;
             return Assignment {
@@ -708,8 +846,8 @@ impl StoryIndex {
         self.last_at = at;
         let feed_i = self.intern(feed);
         match self.best(sig) {
-            Some((i, _, j)) => {
-                let story = self.entries[i].story;
+            Some((seq, _, j)) => {
+                let story = self.entry(seq).story;
                 let rec = self.stories.entry(story).or_insert(StoryRec {
                     first_seen: at,
                     sources: Vec::new(),
@@ -967,19 +1105,86 @@ mod tests {
         assert!(ix.is_empty());
     }
 
+    fn numbered(n: i64) -> Signature {
+        signature(
+            &format!("Report number {n} on item {n} of series {}", n * 7),
+            "",
+        )
+        .unwrap()
+    }
+
+    fn at(n: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + n * 10, 0).unwrap_or_default()
+    }
+
     #[test]
-    fn compaction_keeps_live_entries_findable() {
+    fn expiry_keeps_live_entries_findable_and_releases_blocks() {
         let mut ix = StoryIndex::new(Duration::from_secs(3600));
         for n in 0..3000i64 {
-            let title = format!("Report number {n} on item {n} of series {}", n * 7);
-            let sig = signature(&title, "").unwrap();
-            let now = DateTime::from_timestamp(1_700_000_000 + n * 10, 0).unwrap_or_default();
-            let a = ix.assign("f", &n.to_string(), Some(&sig), now);
+            let a = ix.assign("f", &n.to_string(), Some(&numbered(n)), at(n));
             assert!(a.first, "item {n} is a story of its own");
         }
         assert!(ix.len() <= 361, "{}", ix.len());
-        let sig = signature("Report number 2999 on item 2999 of series 20993", "").unwrap();
-        let now = DateTime::from_timestamp(1_700_000_000 + 3000 * 10, 0).unwrap_or_default();
-        assert!(!ix.assign("g", "x", Some(&sig), now).first);
+        // 361 live entries span at most two blocks (plus one spare).
+        assert!(ix.blocks.len() <= 2, "{} blocks", ix.blocks.len());
+        assert!(!ix.assign("g", "x", Some(&numbered(2999)), at(3000)).first);
+        assert!(ix.assign("g", "y", Some(&numbered(2000)), at(3000)).first);
+    }
+
+    #[test]
+    fn bucket_table_grows_and_shrinks_with_the_window() {
+        let mut ix = StoryIndex::new(Duration::from_secs(3600));
+        assert_eq!(ix.bucket_slots(), MIN_SLOTS);
+        // 360 items in the window: 360 × 32 band keys need 16,384 slots.
+        for n in 0..360i64 {
+            assert!(
+                ix.assign("f", &n.to_string(), Some(&numbered(n)), at(n))
+                    .first
+            );
+        }
+        assert_eq!(ix.bucket_slots(), 16_384);
+        for n in [0, 100, 359] {
+            let a = ix.assign("g", &format!("copy{n}"), Some(&numbered(n)), at(360));
+            assert!(!a.first, "a copy of item {n} found after the table grew");
+            assert_eq!(a.story, item_hash("f", &n.to_string()));
+        }
+        // Most of the window expires: the table shrinks, the rest stays
+        // findable.
+        let a = ix.assign("f", "late", Some(&numbered(5000)), at(360 + 350));
+        assert!(a.first);
+        assert!(ix.len() < 20, "{}", ix.len());
+        assert_eq!(ix.bucket_slots(), MIN_SLOTS);
+        let a = ix.assign("g", "copy-late", Some(&numbered(5000)), at(711));
+        assert!(!a.first);
+    }
+
+    #[test]
+    fn a_capacity_hint_sizes_the_table_up_front_and_is_its_floor() {
+        let mut ix = StoryIndex::with_capacity(Duration::from_secs(3600), 1000);
+        assert_eq!(ix.bucket_slots(), 32_768);
+        for n in 0..1000i64 {
+            ix.assign("f", &n.to_string(), Some(&numbered(n)), at(n / 100));
+        }
+        assert_eq!(ix.bucket_slots(), 32_768, "no rebuild up to the hint");
+        ix.expire(at(10_000));
+        assert!(ix.is_empty());
+        assert_eq!(ix.bucket_slots(), 32_768);
+    }
+
+    #[test]
+    fn sequence_numbers_are_renumbered_before_they_run_out() {
+        let mut ix = StoryIndex::new(Duration::from_secs(3600));
+        ix.seq_limit = 2500;
+        for n in 0..10_000i64 {
+            let a = ix.assign("f", &n.to_string(), Some(&numbered(n)), at(n));
+            assert!(a.first, "item {n} is a story of its own");
+            assert!(ix.end <= 2500);
+        }
+        let first = ix.assign("f", "9990", Some(&numbered(9990)), at(10_000));
+        assert!(first.first, "a known item gets its first answer again");
+        assert_eq!(first.story, item_hash("f", "9990"));
+        let copy = ix.assign("g", "copy", Some(&numbered(9700)), at(10_000));
+        assert_eq!(copy.story, item_hash("f", "9700"));
+        assert!(!copy.first);
     }
 }

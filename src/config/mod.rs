@@ -1618,6 +1618,30 @@ path = "alerts.jsonl"
     }
 
     #[test]
+    fn repeat_digest_sets_when_a_held_repeat_goes_out() {
+        let rules = "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\non_repeat = \"digest\"\n";
+        let main = format!(
+            "{MAIN}repeat_digest = \"2s\"\n\n[[sink]]\nid = \"plain\"\ntype = \"stdout\"\n\n\
+             [[sink]]\nid = \"batched\"\ntype = \"stdout\"\ndigest = \"10m\"\nrepeat_digest = \"5s\"\n"
+        );
+        let c = load_str(&main, rules).unwrap();
+        let now = chrono::Utc::now();
+        let at = |sink| crate::cluster::hold_until(&c, sink, now) - now;
+        assert_eq!(at("out"), chrono::Duration::seconds(2));
+        assert_eq!(at("plain"), chrono::Duration::hours(1), "the default");
+        assert_eq!(
+            at("batched"),
+            chrono::Duration::minutes(10),
+            "a sink's digest period wins"
+        );
+        let main = format!("{MAIN}repeat_digest = \"0s\"\n");
+        assert_eq!(
+            load_errors(&main, rules),
+            vec!["/cfg/wirewatch.toml:16:17: `repeat_digest` must be at least 1s"]
+        );
+    }
+
+    #[test]
     fn mistyped_rules_key_is_one_error_and_missing_files_another() {
         let rules = "[[rule]]\nid = \"k\"\nany = [\"Kursk\"]\n";
         let main = MAIN.replace("rules = [\"rules.toml\"]", "rules = \"rules.toml\"");

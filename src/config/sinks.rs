@@ -70,7 +70,12 @@ pub fn read_retry(r: &mut Reporter, f: &mut Fields<'_>) -> RetryPolicy {
 }
 
 /// Keys of flow control every sink accepts.
-pub const FLOW_KEYS: &[&str] = &["digest", "quiet_hours", "quiet_hours_allow"];
+pub const FLOW_KEYS: &[&str] = &[
+    "digest",
+    "quiet_hours",
+    "quiet_hours_allow",
+    "repeat_digest",
+];
 
 pub fn read_flow(r: &mut Reporter, f: &mut Fields<'_>) -> crate::flow::SinkFlow {
     let mut flow = crate::flow::SinkFlow::default();
@@ -79,6 +84,13 @@ pub fn read_flow(r: &mut Reporter, f: &mut Fields<'_>) -> crate::flow::SinkFlow 
             r.error(d.pos, "`digest` must be at least 1s");
         } else {
             flow.digest = Some(d.value);
+        }
+    }
+    if let Some(d) = f.duration(r, "repeat_digest") {
+        if d.value < Duration::from_secs(1) {
+            r.error(d.pos, "`repeat_digest` must be at least 1s");
+        } else {
+            flow.repeat_digest = Some(d.value);
         }
     }
     if let Some(q) = f.string(r, "quiet_hours") {

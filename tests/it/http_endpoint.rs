@@ -416,3 +416,117 @@ fn http_endpoint_listen_errors_are_placed_by_check() {
         )],
     );
 }
+
+/// `full_text` feeds: each new item's article page is counted once by
+/// result (text extracted, no article in the page, a 404, over
+/// `full_text_max_articles`), with the bytes of the pages fetched and one
+/// latency per fetch; a feed without `full_text` has no article series;
+/// seen items are not counted again.
+#[test]
+fn http_endpoint_counts_article_fetches_by_result() {
+    let page = |name: &str| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/articles")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let (story, paywall) = (page("wire-story.html"), page("paywall.html"));
+    let srv = TestServer::start();
+    const HTML: &str = "text/html; charset=utf-8";
+    srv.route("/a/story", Route::ok(HTML, story.clone()));
+    srv.route("/a/paywall", Route::ok(HTML, paywall.clone()));
+    let linked = |guid: &str, title: &str, path: &str| {
+        let mut e = entry(guid, title, "Officials gave an update.");
+        e.link = Some(srv.url(path));
+        e
+    };
+    let feed = rss(
+        "Headlines",
+        &[
+            linked("s1", "Kursk port update", "/a/story"),
+            linked("p1", "Kursk refinery outage", "/a/paywall"),
+            linked("m1", "Kursk ferry timetable", "/a/missing"),
+            linked("x1", "Kursk weather", "/a/later"),
+        ],
+    );
+    srv.route("/full.xml", Route::ok(RSS, feed.clone()));
+    srv.route("/plain.xml", Route::ok(RSS, feed));
+    let cfg = Config::new(KURSK_RULES)
+        .feed_with(
+            "full",
+            &srv.url("/full.xml"),
+            "full_text = true\nfull_text_max_articles = 3",
+        )
+        .feed("plain", &srv.url("/plain.xml"));
+    let port = free_port();
+    let ws = Workspace::empty();
+    ws.write("config.toml", with_http(&cfg, port));
+    ws.write("rules.toml", KURSK_RULES);
+    let d = ws.spawn_daemon();
+
+    let article = |m: &str, result: &str| {
+        value(
+            m,
+            &format!("wirewatch_article_fetches_total{{feed=\"full\",result=\"{result}\"}}"),
+        )
+    };
+    let counted = |m: &str| {
+        ["ok", "no_article", "http_4xx", "skipped"]
+            .iter()
+            .map(|r| article(m, r))
+            .sum::<f64>()
+            >= 4.0
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || counted(&scrape(port))),
+        "article results never counted:\n{}\n{}",
+        scrape(port),
+        d.logs()
+    );
+    // Polled again since (every second): seen items are not counted twice.
+    assert!(
+        wait_until(Duration::from_secs(10), || value(
+            &scrape(port),
+            "wirewatch_polls_total{feed=\"full\",result=\"ok\"}"
+        ) >= 2.0),
+        "{}",
+        d.logs()
+    );
+    let m = scrape(port);
+    assert_eq!(article(&m, "ok"), 1.0, "{m}");
+    assert_eq!(article(&m, "no_article"), 1.0, "the paywall stub: {m}");
+    assert_eq!(article(&m, "http_4xx"), 1.0, "{m}");
+    assert_eq!(
+        article(&m, "skipped"),
+        1.0,
+        "over full_text_max_articles: {m}"
+    );
+    let results = m
+        .lines()
+        .filter(|l| l.starts_with("wirewatch_article_fetches_total{"))
+        .count();
+    assert_eq!(results, 4, "no other results: {m}");
+    assert!(
+        !m.contains("wirewatch_article_fetches_total{feed=\"plain\""),
+        "{m}"
+    );
+    assert_eq!(
+        value(&m, "wirewatch_article_fetch_bytes_total"),
+        (story.len() + paywall.len()) as f64,
+        "{m}"
+    );
+    assert_eq!(
+        value(&m, "wirewatch_article_fetch_duration_seconds_count"),
+        3.0,
+        "one latency per page fetched: {m}"
+    );
+    assert_eq!(
+        value(
+            &m,
+            "wirewatch_article_fetch_duration_seconds_bucket{le=\"+Inf\"}"
+        ),
+        3.0
+    );
+    assert_eq!(srv.hits("/a/later"), 0);
+    drop(d);
+}

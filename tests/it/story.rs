@@ -182,8 +182,13 @@ fn story_clusters_meet_precision_and_recall() {
 }
 
 mod daemon {
-    //! Story clustering in `wirewatch once`: repeats dropped by default,
-    //! alerted with `on_repeat = "alert"`, clusters kept across runs.
+    //! Story clustering in `wirewatch once` and `run`: repeats dropped by
+    //! default, alerted with `on_repeat = "alert"`, held for one digest
+    //! with `on_repeat = "digest"`, clusters kept across runs and reloads.
+
+    use std::time::Duration;
+
+    use serde_json::Value;
 
     use crate::server::{Route, TestServer};
     use crate::util::*;
@@ -255,6 +260,75 @@ mod daemon {
         );
     }
 
+    /// `status --json`: after the feed lines, one line per recent story
+    /// (latest first) with its id, times, items, sources, titles and rules;
+    /// none when clustering is off.
+    #[test]
+    fn status_json_lists_recent_stories() {
+        let srv = serve();
+        let cfg = Config::new(&rules(""))
+            .set("story_window", "\"48h\"")
+            .feed_with("a", &srv.url("/a.xml"), "backfill = \"all\"");
+        let ws = Workspace::new(&cfg);
+        assert!(ws.status_stories().is_empty(), "no state, no stories");
+        ws.once_ok();
+        let cfg = cfg.feed_with("b", &srv.url("/b.xml"), "backfill = \"all\"");
+        ws.write_config(&cfg);
+        ws.once_ok();
+        let alerts = ws.alerts();
+        let quake_id = s(&alerts[0], &["story", "id"]).to_string();
+        let other_id = s(&alerts[1], &["story", "id"]).to_string();
+        assert_eq!(
+            ws.status().keys().collect::<Vec<_>>(),
+            vec!["a", "b"],
+            "feed lines unchanged"
+        );
+        let stories = ws.status_stories();
+        assert_eq!(stories.len(), 2, "{stories:#?}");
+        let mut keys: Vec<&String> = stories[0].as_object().expect("object").keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![
+                "first_seen",
+                "items",
+                "last_seen",
+                "rules",
+                "sources",
+                "story",
+                "titles"
+            ]
+        );
+        let by_id = |id: &str| {
+            stories
+                .iter()
+                .find(|v| v["story"] == id)
+                .unwrap_or_else(|| panic!("story {id} listed: {stories:#?}"))
+        };
+        let quake = by_id(&quake_id);
+        assert_eq!(quake["items"], 2);
+        assert_eq!(quake["sources"], serde_json::json!(["a", "b"]));
+        assert_eq!(quake["titles"], serde_json::json!([QUAKE, QUAKE_ALT]));
+        assert_eq!(quake["rules"], serde_json::json!(["quake"]));
+        let first = assert_rfc3339(&quake["first_seen"], "first_seen");
+        let last = assert_rfc3339(&quake["last_seen"], "last_seen");
+        assert!(first < last, "{quake}");
+        assert_eq!(alerts[0]["story"]["first_seen"], quake["first_seen"]);
+        let other = by_id(&other_id);
+        assert_eq!(other["items"], 1);
+        assert_eq!(other["sources"], serde_json::json!(["b"]));
+        assert_eq!(other["titles"], serde_json::json!([OTHER]));
+        assert_eq!(other["first_seen"], other["last_seen"]);
+        // Latest first.
+        let lasts: Vec<_> = stories
+            .iter()
+            .map(|v| assert_rfc3339(&v["last_seen"], "last_seen"))
+            .collect();
+        assert!(lasts.windows(2).all(|w| w[0] >= w[1]), "{stories:#?}");
+        ws.write_config(&cfg.set("story_window", "\"0s\""));
+        assert!(ws.status_stories().is_empty(), "clustering off");
+    }
+
     #[test]
     fn on_repeat_alert_sends_copies_with_one_story_id() {
         let srv = serve();
@@ -274,5 +348,103 @@ mod daemon {
         assert_eq!(copy["story"]["id"], alerts[0]["story"]["id"]);
         assert_eq!(copy["story"]["repeat"], serde_json::json!(true));
         assert_eq!(copy["story"]["sources"], serde_json::json!(["a", "b"]));
+    }
+
+    /// `on_repeat = "digest"` through `wirewatch run`: the first item
+    /// alerts at once; its copies, carried by feeds added later (a reload,
+    /// so the story comes back from state), never go out alone but
+    /// together in one digest after the sink's `repeat_digest`, under the
+    /// first item's story id. A sink without `repeat_digest` keeps them
+    /// for the default hour.
+    #[test]
+    fn on_repeat_digest_holds_copies_for_one_digest() {
+        let srv = serve();
+        // A word-for-word syndicated copy on a third feed.
+        srv.route("/c.xml", Route::ok(RSS, rss(&[("c1", QUAKE, LEAD)])));
+        let cfg = Config::new(&rules("on_repeat = \"digest\""))
+            .set("story_window", "\"48h\"")
+            .sink(
+                "id = \"quick\"\ntype = \"jsonl\"\npath = \"quick.jsonl\"\nrepeat_digest = \"2s\"",
+            )
+            .feed_with("a", &srv.url("/a.xml"), "backfill = \"all\"");
+        let ws = Workspace::new(&cfg);
+        let quick = || read_alerts(&ws.path().join("quick.jsonl"));
+        let digests = |all: &[Value]| -> Vec<Value> {
+            all.iter()
+                .filter(|v| v["type"] == "digest")
+                .cloned()
+                .collect()
+        };
+        let daemon = ws.spawn_daemon();
+        assert!(
+            wait_until(Duration::from_secs(10), || quick().len() == 1),
+            "the first item alerts\n{}",
+            daemon.logs()
+        );
+        let first = quick().remove(0);
+        assert_eq!(s(&first, &["item", "title"]), QUAKE);
+        assert_eq!(first["story"]["repeat"], serde_json::json!(false));
+        let story = s(&first, &["story", "id"]).to_string();
+
+        ws.write_config(
+            &cfg.feed_with("b", &srv.url("/b.xml"), "backfill = \"all\"")
+                .feed_with("c", &srv.url("/c.xml"), "backfill = \"all\""),
+        );
+        assert!(
+            wait_until(Duration::from_secs(15), || digests(&quick()).len() == 1),
+            "no digest of the held copies\n{}",
+            daemon.logs()
+        );
+        let all = quick();
+        let plain: Vec<&str> = all
+            .iter()
+            .filter(|v| v["type"].is_null())
+            .map(|a| s(a, &["item", "title"]))
+            .collect();
+        assert_eq!(
+            plain,
+            vec![QUAKE, OTHER],
+            "copies never alert on their own; another story does: {all:#?}"
+        );
+        let d = &digests(&all)[0];
+        assert_eq!(d["reason"], "digest");
+        assert_eq!(d["count"], 2, "{d:#}");
+        let mut held: Vec<(String, String)> = d["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .map(|a| {
+                assert_eq!(s(a, &["story", "id"]), story, "one story id: {a:#}");
+                assert_eq!(a["story"]["repeat"], serde_json::json!(true), "{a:#}");
+                (
+                    s(a, &["feed", "id"]).to_string(),
+                    s(a, &["item", "title"]).to_string(),
+                )
+            })
+            .collect();
+        held.sort();
+        assert_eq!(
+            held,
+            vec![
+                ("b".to_string(), QUAKE_ALT.to_string()),
+                ("c".to_string(), QUAKE.to_string())
+            ]
+        );
+        // Sent once; the default sink still holds them (an hour).
+        std::thread::sleep(Duration::from_secs(3));
+        assert_eq!(quick().len(), all.len(), "the digest is sent once");
+        let out: Vec<String> = ws
+            .alerts()
+            .iter()
+            .map(|a| s(a, &["item", "title"]).to_string())
+            .collect();
+        assert_eq!(out, vec![QUAKE, OTHER]);
+        let listing = ws.cli("alerts", &["--sink", "out"]);
+        assert!(
+            listing.stdout.contains("2 waiting (2 held)"),
+            "{}",
+            listing.stdout
+        );
+        drop(daemon);
     }
 }

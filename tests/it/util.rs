@@ -395,13 +395,15 @@ impl Workspace {
         out
     }
 
-    /// `wirewatch status --json`, asserting exit 0, keyed by feed id.
+    /// The feed lines of `wirewatch status --json` (exit 0 asserted), keyed
+    /// by feed id; story lines are left out ([`Workspace::status_stories`]).
     #[track_caller]
     pub fn status(&self) -> BTreeMap<String, Value> {
         let out = self.cli("status", &["--json"]);
         out.expect_code(0);
         json_lines(&out.stdout)
             .into_iter()
+            .filter(|v| v.get("story").is_none())
             .map(|v| {
                 let id = v["feed"]
                     .as_str()
@@ -409,6 +411,29 @@ impl Workspace {
                     .to_string();
                 (id, v)
             })
+            .collect()
+    }
+}
+
+impl Workspace {
+    /// The story lines of `wirewatch status --json` (exit 0 asserted), in
+    /// order; they come after every feed line.
+    #[track_caller]
+    pub fn status_stories(&self) -> Vec<Value> {
+        let out = self.cli("status", &["--json"]);
+        out.expect_code(0);
+        let lines = json_lines(&out.stdout);
+        let first = lines.iter().position(|v| v.get("story").is_some());
+        if let Some(first) = first {
+            assert!(
+                lines[first..].iter().all(|v| v.get("feed").is_none()),
+                "feed lines after story lines:\n{}",
+                out.stdout
+            );
+        }
+        lines
+            .into_iter()
+            .filter(|v| v.get("story").is_some())
             .collect()
     }
 }
