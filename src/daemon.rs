@@ -371,6 +371,36 @@ async fn carried_schedule(old: &Config, new: &Config, state: &State) -> HashMap<
         .collect()
 }
 
+/// The running generation's context and liveness (swapped by a reload).
+type Current = Arc<std::sync::Mutex<(Arc<Ctx>, Arc<Liveness>)>>;
+
+/// Runs `job` every `period` with the context of whatever generation runs
+/// then, until `stop`.
+fn every<F, Fut>(
+    outer: &TaskTracker,
+    stop: CancellationToken,
+    current: Current,
+    period: Duration,
+    job: F,
+) where
+    F: Fn(Arc<Ctx>, CancellationToken) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    outer.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(period) => {}
+            }
+            let ctx = current
+                .lock()
+                .map(|g| g.0.clone())
+                .unwrap_or_else(|p| p.into_inner().0.clone());
+            job(ctx, stop.clone()).await;
+        }
+    });
+}
+
 /// [`run`], reporting to systemd (`sd`): see the module docs.
 pub async fn run_supervised(
     ctx: Arc<Ctx>,
@@ -394,7 +424,7 @@ pub async fn run_supervised(
 
     let mut generation = start_generation(&ctx, &cancel, &HashMap::new());
     // The watchdog checks whatever generation is running.
-    let current = Arc::new(std::sync::Mutex::new((
+    let current: Current = Arc::new(std::sync::Mutex::new((
         ctx.clone(),
         generation.live.clone(),
     )));
@@ -418,52 +448,40 @@ pub async fn run_supervised(
         outer.spawn(crate::http::serve(listener, current, cancel.clone()));
     }
     // The archive is pruned every hour, under whatever config runs.
-    let pruning = current.clone();
-    let stop = cancel.clone();
-    outer.spawn(async move {
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(crate::archive::PRUNE_EVERY) => {}
-            }
-            let ctx = pruning
-                .lock()
-                .map(|g| g.0.clone())
-                .unwrap_or_else(|p| p.into_inner().0.clone());
+    every(
+        &outer,
+        cancel.clone(),
+        current.clone(),
+        crate::archive::PRUNE_EVERY,
+        |ctx, _| async move {
             crate::archive::prune_logged(&ctx.state, &ctx.config.daemon).await;
-        }
-    });
+        },
+    );
     // The archive's search index catches up behind the polls: while no
     // fetch is in flight, or at once when items have waited too long.
-    let indexing = current.clone();
-    let stop = cancel.clone();
-    outer.spawn(async move {
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(crate::archive::INDEX_EVERY) => {}
-            }
-            let ctx = indexing
-                .lock()
-                .map(|g| g.0.clone())
-                .unwrap_or_else(|p| p.into_inner().0.clone());
+    every(
+        &outer,
+        cancel.clone(),
+        current.clone(),
+        crate::archive::INDEX_EVERY,
+        |ctx, stop| async move {
             let (waiting, oldest) = match ctx.state.call(|s| s.archive_unindexed()).await {
                 Ok(w) => w,
                 Err(e) => {
                     tracing::warn!(error = %e, "archive indexing failed; tried again later");
-                    continue;
+                    return;
                 }
             };
             if waiting == 0 {
-                continue;
+                return;
             }
             let overdue = oldest.is_some_and(|t| Utc::now() - t >= crate::archive::INDEX_MAX_LAG);
             crate::archive::index_logged(&ctx.state, || {
                 !stop.is_cancelled() && (overdue || ctx.fetcher.idle())
             })
             .await;
-        }
-    });
+        },
+    );
     outer.close();
     let describe = |c: &Config| {
         format!(

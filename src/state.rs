@@ -2010,26 +2010,19 @@ mod tests {
         assert_eq!(s.prune_archive(week, 1, 100).unwrap(), 2);
         assert_eq!(archive_keys(&s, ArchiveQuery::default()), vec!["k5"]);
         // The index goes with the rows.
-        let n: i64 = s
-            .lock()
-            .query_row(
-                "SELECT COUNT(*) FROM archive_fts WHERE archive_fts MATCH 'item'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(n, 0, "the indexed rows were the oldest, all pruned");
+        let indexed = || -> i64 {
+            s.lock()
+                .query_row(
+                    "SELECT COUNT(*) FROM archive_fts WHERE archive_fts MATCH 'item'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        assert_eq!(indexed(), 0, "the indexed rows were the oldest, all pruned");
         assert_eq!(s.archive_unindexed().unwrap().0, 1);
         assert_eq!(s.index_archive(10).unwrap(), 1);
-        let n: i64 = s
-            .lock()
-            .query_row(
-                "SELECT COUNT(*) FROM archive_fts WHERE archive_fts MATCH 'item'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(n, 1);
+        assert_eq!(indexed(), 1);
         // `since` filters by first seen.
         let since = archive_keys(
             &s,
