@@ -24,6 +24,9 @@ use crate::model::{Alert, Digest};
 
 /// How much of an error response's body goes into the error message.
 const ERROR_BODY_CHARS: usize = 200;
+/// Bytes of an error response read at most (for the excerpt and a retry
+/// hint); the rest is never downloaded.
+const ERROR_BODY_BYTES: usize = 64 * 1024;
 
 pub struct WebhookSink {
     id: String,
@@ -94,6 +97,41 @@ fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), SinkErro
     let v = HeaderValue::from_str(value)
         .map_err(|e| SinkError::rejected(format!("bad value for header {name}: {e}")))?;
     Ok((n, v))
+}
+
+/// A wait asked for in a rate-limit response's JSON body, for services
+/// that say it there rather than in `Retry-After`: Telegram's Bot API
+/// (`parameters.retry_after`, seconds) and the Matrix client-server API
+/// (`retry_after_ms`). Capped like the header.
+pub fn body_retry_after(body: &[u8]) -> Option<Duration> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let wait = if let Some(secs) = v
+        .pointer("/parameters/retry_after")
+        .and_then(|x| x.as_f64())
+    {
+        secs
+    } else {
+        v.get("retry_after_ms").and_then(|x| x.as_f64())? / 1000.0
+    };
+    (wait.is_finite() && wait >= 0.0)
+        .then(|| Duration::from_secs_f64(wait.min(crate::schedule::MAX_RETRY_AFTER.as_secs_f64())))
+}
+
+/// Reads at most [`ERROR_BODY_BYTES`] of `resp` within two seconds: a
+/// receiver that stalls or floods here must not hold the alert hostage.
+async fn error_body(mut resp: reqwest::Response) -> Vec<u8> {
+    let mut out = Vec::new();
+    let read = async {
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            let room = ERROR_BODY_BYTES - out.len();
+            out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if out.len() >= ERROR_BODY_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), read).await;
+    out
 }
 
 /// The first characters of an error body, on one line, control chars out.
@@ -172,16 +210,17 @@ impl WebhookSink {
             .await
             .map_err(|e| SinkError::transient(describe(&e)))?;
         let status = resp.status();
-        let retry = retry_after(resp.headers(), SystemTime::now());
+        let mut retry = retry_after(resp.headers(), SystemTime::now());
         let detail = if status.is_success() {
             String::new()
         } else {
-            // A short read of the error body helps the person fixing it; a
-            // receiver that stalls here must not hold the alert hostage.
-            match tokio::time::timeout(Duration::from_secs(2), resp.bytes()).await {
-                Ok(Ok(b)) => excerpt(&b),
-                _ => String::new(),
+            // A short read of the error body helps the person fixing it,
+            // and may hold the service's own retry hint.
+            let body = error_body(resp).await;
+            if retry.is_none() && matches!(status.as_u16(), 429 | 503) {
+                retry = body_retry_after(&body);
             }
+            excerpt(&body)
         };
         classify(status, retry, &detail)
     }
@@ -237,6 +276,34 @@ mod tests {
         }
         for c in [301, 302, 400, 401, 403, 404, 422] {
             assert!(matches!(t(c), Err(SinkError::Rejected { .. })), "{c}");
+        }
+    }
+
+    #[test]
+    fn rate_limit_bodies_of_telegram_and_matrix_give_the_wait() {
+        let telegram = br#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 7","parameters":{"retry_after":7}}"#;
+        assert_eq!(body_retry_after(telegram), Some(Duration::from_secs(7)));
+        let matrix =
+            br#"{"errcode":"M_LIMIT_EXCEEDED","error":"Too many requests","retry_after_ms":2500}"#;
+        assert_eq!(body_retry_after(matrix), Some(Duration::from_millis(2500)));
+        let huge = br#"{"parameters":{"retry_after":1e12}}"#;
+        assert_eq!(
+            body_retry_after(huge),
+            Some(crate::schedule::MAX_RETRY_AFTER)
+        );
+        for none in [
+            &br#"{"retry_after_ms":-5}"#[..],
+            br#"{"parameters":{"retry_after":"soon"}}"#,
+            br#"{"error":"slow down"}"#,
+            b"<html>429</html>",
+            b"",
+        ] {
+            assert_eq!(
+                body_retry_after(none),
+                None,
+                "{}",
+                String::from_utf8_lossy(none)
+            );
         }
     }
 

@@ -525,3 +525,59 @@ fn webhook_snippets_are_longer_than_the_file_default() {
         "webhook snippet {hook_len} chars (jsonl {file_len})"
     );
 }
+
+/// A Telegram-format sink rate limited the way the Bot API does it (429
+/// with `parameters.retry_after` in the JSON body, no `Retry-After`
+/// header): the next attempt waits that long, then the message arrives
+/// as a `sendMessage` call for the configured chat.
+#[test]
+fn telegram_rate_limit_in_the_body_is_honoured() {
+    let feed = TestServer::start();
+    feed.route("/wire.xml", Route::ok(RSS, rss("Wire", &items(1))));
+    let api = TestServer::start();
+    let path = "/bot4242-wirewatch-test/sendMessage";
+    api.route(
+        path,
+        Route::Sequence(vec![
+            Reply::status(429)
+                .header("Content-Type", "application/json")
+                .body(r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 3","parameters":{"retry_after":3}}"#),
+            Reply::ok("application/json", r#"{"ok":true,"result":{"message_id":1}}"#),
+        ]),
+    );
+    let sink = format!(
+        "id = \"tg\"\ntype = \"webhook\"\nformat = \"telegram\"\nurl = \"{}\"\n\
+         token = \"4242-wirewatch-test\"\nchat_id = \"-100200300\"\n{FAST_RETRY}",
+        api.url("")
+    );
+    let ws = Workspace::new(
+        &Config::new(KURSK_RULES)
+            .feed("wire", &feed.url("/wire.xml"))
+            .sink(&sink),
+    );
+    let daemon = ws.spawn_daemon();
+    assert!(
+        wait_until(Duration::from_secs(20), || api
+            .requests_to(path)
+            .iter()
+            .any(|r| r.status == 200)),
+        "never delivered\n{}",
+        daemon.logs()
+    );
+    let reqs = api.requests_to(path);
+    assert_eq!(reqs[0].status, 429);
+    let gap = reqs[1].at.duration_since(reqs[0].at);
+    assert!(
+        gap >= Duration::from_millis(2900),
+        "retry_after 3 in the body not honoured (retry_max is 1s): next request after {gap:?}"
+    );
+    let body = body_json(&reqs[1]);
+    assert_eq!(
+        body["chat_id"], -100200300i64,
+        "a numeric chat id is sent as a number"
+    );
+    assert!(
+        body["text"].as_str().is_some_and(|t| t.contains("Kursk")),
+        "{body}"
+    );
+}
