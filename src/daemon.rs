@@ -413,6 +413,7 @@ pub async fn run_supervised(
     let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
     let pruned = ctx.state.call(move |s| s.prune_seen(cutoff)).await?;
     crate::archive::prune_logged(&ctx.state, &config.daemon).await;
+    deliver::prune_outbox(&ctx.state, &config).await;
     // Bound before anything starts: a configured endpoint that cannot
     // listen stops the start (see `http`).
     let listener = match &config.http {
@@ -447,7 +448,8 @@ pub async fn run_supervised(
         });
         outer.spawn(crate::http::serve(listener, current, cancel.clone()));
     }
-    // The archive is pruned every hour, under whatever config runs.
+    // The archive and the outbox are pruned every hour, under whatever
+    // config runs.
     every(
         &outer,
         cancel.clone(),
@@ -455,6 +457,7 @@ pub async fn run_supervised(
         crate::archive::PRUNE_EVERY,
         |ctx, _| async move {
             crate::archive::prune_logged(&ctx.state, &ctx.config.daemon).await;
+            deliver::prune_outbox(&ctx.state, &ctx.config).await;
         },
     );
     // The archive's search index catches up behind the polls: while no
@@ -644,6 +647,7 @@ pub async fn once(ctx: Arc<Ctx>) -> anyhow::Result<OnceReport> {
     report.failed.sort();
     report.moved.sort();
     crate::archive::prune_logged(&ctx.state, &ctx.config.daemon).await;
+    report.dead += deliver::prune_outbox(&ctx.state, &ctx.config).await;
     polled.cancel();
     let mut disabled = Vec::new();
     while let Some(joined) = lanes.join_next().await {

@@ -476,6 +476,52 @@ fn tally(report: &mut DrainReport, outcome: Outcome) -> bool {
     true
 }
 
+/// Dead letters one pruning transaction deletes at most.
+const PRUNE_BATCH: usize = 2_000;
+
+/// Outbox upkeep (at start, hourly, after `once`): the alerts of a sink
+/// removed from the config become dead letters once they are older than
+/// the default retry horizon (re-adding the sink before then delivers
+/// them), and dead letters go `dead_letter_retention` after they died.
+/// Returns how many alerts it buried.
+pub async fn prune_outbox(state: &State, config: &Config) -> usize {
+    let sinks: Vec<String> = config.sinks.iter().map(|s| s.id.clone()).collect();
+    let now = Utc::now();
+    let days = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    let orphan_cutoff = now - days(RetryPolicy::default().horizon);
+    let dead_cutoff = now - days(config.daemon.dead_letter_retention);
+    let (mut buried, mut deleted) = (0, 0);
+    loop {
+        let sinks = sinks.clone();
+        let r = state
+            .call(move |s| s.prune_outbox(&sinks, orphan_cutoff, dead_cutoff, now, PRUNE_BATCH))
+            .await;
+        match r {
+            Ok((b, d)) => {
+                buried += b;
+                deleted += d;
+                if d < PRUNE_BATCH {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox upkeep failed; tried again later");
+                break;
+            }
+        }
+    }
+    if buried > 0 {
+        tracing::warn!(
+            alerts = buried,
+            "alerts of sinks no longer in the config became dead letters (see `wirewatch alerts`)"
+        );
+    }
+    if deleted > 0 {
+        tracing::info!(deleted, "dead letters past dead_letter_retention deleted");
+    }
+    buried
+}
+
 /// Delivers every digest and alert due now for one sink, once, in queue
 /// order. A transient failure ends the pass (later alerts wait behind it).
 /// Stops between messages once `stop` is cancelled (shutdown).

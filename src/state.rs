@@ -1487,6 +1487,43 @@ impl State {
         )?)
     }
 
+    /// Outbox upkeep. Buries the live alerts of sinks not in `sinks` (their
+    /// sink was removed from the config) queued before `orphan_cutoff`, and
+    /// deletes at most `batch` dead letters that died before `dead_cutoff`.
+    /// Returns `(buried, deleted)`; call again while `deleted == batch`.
+    pub fn prune_outbox(
+        &self,
+        sinks: &[String],
+        orphan_cutoff: DateTime<Utc>,
+        dead_cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+        batch: usize,
+    ) -> Result<(usize, usize), StateError> {
+        let configured =
+            serde_json::to_string(sinks).map_err(|e| StateError::Task(e.to_string()))?;
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let buried = tx.execute(
+            "UPDATE outbox SET dead_at = ?3,
+                 last_error = COALESCE(last_error || ' (then: ' || ?4 || ')', ?4)
+             WHERE dead_at IS NULL AND created_at < ?2
+                 AND sink_id NOT IN (SELECT value FROM json_each(?1))",
+            params![
+                configured,
+                ms(orphan_cutoff),
+                ms(now),
+                "its sink is no longer in the config"
+            ],
+        )?;
+        let deleted = tx.execute(
+            "DELETE FROM outbox WHERE seq IN
+                 (SELECT seq FROM outbox WHERE dead_at IS NOT NULL AND dead_at < ?1 LIMIT ?2)",
+            params![ms(dead_cutoff), batch as i64],
+        )?;
+        tx.commit()?;
+        Ok((buried, deleted))
+    }
+
     /// Dead letters of one sink (or all) go back to the queue, due now;
     /// returns how many.
     pub fn requeue_dead(
@@ -1982,6 +2019,76 @@ mod tests {
                 }
             ),
             Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn outbox_upkeep_buries_orphans_and_forgets_old_dead_letters() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open_dir(dir.path()).unwrap();
+        let now = Utc::now();
+        let days = chrono::Duration::days;
+        // Queued four days ago: one for a configured sink, one for a sink
+        // since removed; a second for the removed sink queued just now.
+        s.commit_poll(
+            "f",
+            &commit(&["a"], &[("kept", "k1"), ("gone", "g1")]),
+            now - days(4),
+        )
+        .unwrap();
+        s.commit_poll("f", &commit(&["b"], &[("gone", "g2")]), now)
+            .unwrap();
+        // Dead letters of the kept sink: one died 40 days ago, one 10.
+        s.commit_poll("f", &commit(&["c"], &[("kept", "d1")]), now - days(50))
+            .unwrap();
+        s.expire("kept", now - days(45), "rejected", now - days(40))
+            .unwrap();
+        s.commit_poll("f", &commit(&["d"], &[("kept", "d2")]), now - days(12))
+            .unwrap();
+        s.expire("kept", now - days(11), "rejected", now - days(10))
+            .unwrap();
+        let kept = vec!["kept".to_string()];
+        let (buried, deleted) = s
+            .prune_outbox(&kept, now - days(3), now - days(30), now, 100)
+            .unwrap();
+        assert_eq!((buried, deleted), (1, 1));
+        let rows = s.outbox_rows(None, 100).unwrap();
+        let row = |id: &str| rows.iter().find(|r| r.alert_id == id);
+        assert!(row("d1").is_none(), "dead for 40 days: deleted");
+        assert!(
+            row("d2").is_some_and(|r| r.dead_at.is_some()),
+            "dead for 10 days: kept"
+        );
+        assert!(
+            row("k1").is_some_and(|r| r.dead_at.is_none()),
+            "its sink is configured"
+        );
+        let g1 = row("g1").unwrap();
+        assert!(g1.dead_at.is_some());
+        assert!(g1
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("no longer in the config")));
+        assert!(
+            row("g2").is_some_and(|r| r.dead_at.is_none()),
+            "queued just now: re-adding the sink would still deliver it"
+        );
+        // Batches: one dead letter per call.
+        let (_, deleted) = s
+            .prune_outbox(&kept, now - days(3), now + days(1), now, 1)
+            .unwrap();
+        assert_eq!(deleted, 1);
+        assert_eq!(
+            s.prune_outbox(&kept, now - days(3), now + days(1), now, 1)
+                .unwrap()
+                .1,
+            1
+        );
+        assert_eq!(
+            s.prune_outbox(&kept, now - days(3), now + days(1), now, 1)
+                .unwrap()
+                .1,
+            0
         );
     }
 

@@ -89,6 +89,9 @@ pub struct DaemonConfig {
     /// New items are clustered with the items of this window across all
     /// feeds (`crate::story`); zero switches clustering off.
     pub story_window: Duration,
+    /// Dead letters are deleted this long after they died (`wirewatch
+    /// alerts retry` can revive them until then).
+    pub dead_letter_retention: Duration,
 }
 
 impl Default for DaemonConfig {
@@ -110,6 +113,7 @@ impl Default for DaemonConfig {
             archive_days: 7,
             archive_max_items: 100_000,
             story_window: Duration::from_secs(48 * 3600),
+            dead_letter_retention: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -621,6 +625,7 @@ const DAEMON_KEYS: &[&str] = &[
     "archive_days",
     "archive_max_items",
     "story_window",
+    "dead_letter_retention",
 ];
 
 fn read_daemon(
@@ -677,6 +682,9 @@ fn read_daemon(
     }
     if let Some(v) = f.integer(r, "snippet_max_chars", 40..=10_000) {
         d.snippet_max_chars = v as usize;
+    }
+    if let Some(v) = positive_duration(r, &mut f, "dead_letter_retention") {
+        d.dead_letter_retention = v;
     }
     if let Some(v) = positive_duration(r, &mut f, "seen_retention") {
         d.seen_retention = v;
@@ -1583,7 +1591,7 @@ path = "alerts.jsonl"
             got,
             vec![
                 "/cfg/wirewatch.toml:3:17: `poll_interval`: invalid duration \"5 minutes\": expected a number with a unit, as in \"90s\", \"5m\", \"2h\", \"1d\"",
-                "/cfg/wirewatch.toml:4:1: unknown key `frobnicate` in [daemon]; expected one of: poll_interval, max_concurrent_fetches, max_fetches_per_host, min_host_spacing, state_dir, rules, fetch_timeout, connect_timeout, max_feed_bytes, max_items_per_feed, max_redirects, snippet_max_chars, seen_retention, user_agent, archive_days, archive_max_items, story_window",
+                "/cfg/wirewatch.toml:4:1: unknown key `frobnicate` in [daemon]; expected one of: poll_interval, max_concurrent_fetches, max_fetches_per_host, min_host_spacing, state_dir, rules, fetch_timeout, connect_timeout, max_feed_bytes, max_items_per_feed, max_redirects, snippet_max_chars, seen_retention, user_agent, archive_days, archive_max_items, story_window, dead_letter_retention",
                 "/cfg/rules.toml:4:1: unknown key `sinkz` in rule \"a\"; did you mean `sinks`?",
                 "/cfg/rules.toml:6:1: rule \"b\": rule needs a `query` or at least one term in `any` or `all`",
                 "/cfg/rules.toml:10:6: duplicate rule id \"a\" (first defined at /cfg/rules.toml:2)",

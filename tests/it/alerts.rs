@@ -248,3 +248,82 @@ sinks = ["audit"]
         .collect();
     assert_eq!(matched, vec!["Kursk", "market", "repairs"]);
 }
+
+/// A sink removed from the config leaves its queued alerts behind: they
+/// wait the retry horizon (re-adding the sink would deliver them), then
+/// `alerts` lists them as dead letters saying why, and dead letters go
+/// after `dead_letter_retention`.
+#[test]
+fn alerts_of_a_removed_sink_become_dead_letters_then_expire() {
+    let srv = TestServer::start();
+    srv.route(
+        "/a.xml",
+        Route::ok(
+            RSS,
+            rss(
+                "A",
+                &[entry(
+                    "k1",
+                    "Kursk bridge reopens",
+                    "Traffic resumed in Kursk.",
+                )],
+            ),
+        ),
+    );
+    // A webhook nobody listens on: the alert stays queued.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let base = Config::new(KURSK_RULES).feed("a", &srv.url("/a.xml"));
+    let with_hook = base.clone().sink(&format!(
+        "id = \"hook\"\ntype = \"webhook\"\nurl = \"http://{closed}/hook\"\n"
+    ));
+    let ws = Workspace::new(&with_hook);
+    ws.once_ok();
+    assert_eq!(ws.alerts().len(), 1, "the jsonl sink delivered");
+
+    // The hook is removed; its alert is four days old.
+    ws.write_config(&base);
+    let db = ws.state_dir().join("wirewatch.db");
+    let age = |days: i64| {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute(
+            "UPDATE outbox SET created_at = created_at - ?1, dead_at = dead_at - ?1",
+            [days * 86_400_000],
+        )
+        .unwrap();
+    };
+    let listing = ws.cli("alerts", &[]);
+    listing.expect_code(0);
+    assert!(!listing.stdout.contains("DEAD"), "{}", listing.stdout);
+    age(4);
+    let out = ws.once_ok();
+    assert!(
+        out.stderr
+            .contains("1 alert(s) gave up and were kept as dead letters"),
+        "reported: {}",
+        out.stderr
+    );
+    let listing = ws.cli("alerts", &[]);
+    listing.expect_code(0);
+    assert!(listing.stdout.contains("DEAD since"), "{}", listing.stdout);
+    assert!(
+        listing
+            .stdout
+            .contains("its sink is no longer in the config"),
+        "{}",
+        listing.stdout
+    );
+
+    // Thirty-one days later the dead letter is gone.
+    age(31);
+    ws.once_ok();
+    let listing = ws.cli("alerts", &["--json"]);
+    listing.expect_code(0);
+    assert!(
+        !listing.stdout.contains("hook"),
+        "deleted after dead_letter_retention: {}",
+        listing.stdout
+    );
+}
