@@ -354,7 +354,9 @@ async fn release_bucket(
     stats: &Stats,
 ) -> Result<Outcome, StateError> {
     let (sink, key) = (lane.id().to_string(), bucket_key.clone());
-    let entries = state.call(move |s| s.bucket_entries(&sink, &key)).await?;
+    let entries = state
+        .call(move |s| s.bucket_entries(&sink, &key, Utc::now(), DIGEST_MAX_ALERTS))
+        .await?;
     let mut alerts = Vec::new();
     let mut attempt = Attempt {
         label: String::new(),
@@ -476,6 +478,10 @@ fn tally(report: &mut DrainReport, outcome: Outcome) -> bool {
     true
 }
 
+/// Alerts one digest message carries at most; a bucket holding more goes
+/// out as several messages (bounds the memory and size of one message).
+pub const DIGEST_MAX_ALERTS: usize = 100;
+
 /// Dead letters one pruning transaction deletes at most.
 const PRUNE_BATCH: usize = 2_000;
 
@@ -536,15 +542,23 @@ pub async fn drain(
         report.disabled = true;
         return Ok(report);
     }
-    let id = lane.id().to_string();
-    let buckets = state.call(move |s| s.due_buckets(&id, Utc::now())).await?;
-    for b in buckets {
-        if stop.is_cancelled() {
-            return Ok(report);
+    // A bucket goes out at most DIGEST_MAX_ALERTS alerts per message:
+    // release again while a message was settled and buckets are due.
+    loop {
+        let id = lane.id().to_string();
+        let buckets = state.call(move |s| s.due_buckets(&id, Utc::now())).await?;
+        let settled = report.delivered + report.failed;
+        for b in buckets {
+            if stop.is_cancelled() {
+                return Ok(report);
+            }
+            let outcome = release_bucket(state, lane, b, stats).await?;
+            if !tally(&mut report, outcome) {
+                return Ok(report);
+            }
         }
-        let outcome = release_bucket(state, lane, b, stats).await?;
-        if !tally(&mut report, outcome) {
-            return Ok(report);
+        if report.delivered + report.failed == settled {
+            break;
         }
     }
     loop {

@@ -1366,18 +1366,22 @@ impl State {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The live alerts held in one bucket, in queue order.
+    /// The first `limit` live alerts of one bucket due at `now`, in queue
+    /// order.
     pub fn bucket_entries(
         &self,
         sink_id: &str,
         bucket: &str,
+        now: DateTime<Utc>,
+        limit: usize,
     ) -> Result<Vec<OutboxEntry>, StateError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
             "SELECT seq, alert_id, payload, attempts, created_at FROM outbox
-             WHERE sink_id = ?1 AND bucket = ?2 AND dead_at IS NULL ORDER BY seq",
+             WHERE sink_id = ?1 AND bucket = ?2 AND dead_at IS NULL AND next_attempt_at <= ?3
+             ORDER BY seq LIMIT ?4",
         )?;
-        let rows = stmt.query_map(params![sink_id, bucket], |r| {
+        let rows = stmt.query_map(params![sink_id, bucket, ms(now), limit as i64], |r| {
             Ok(OutboxEntry {
                 seq: r.get(0)?,
                 alert_id: r.get(1)?,
@@ -1876,7 +1880,12 @@ mod tests {
                 vec!["digest".to_string()],
                 "the second repeat joined the open bucket and its release time"
             );
-            assert_eq!(s.bucket_entries("out", "digest").unwrap().len(), 2);
+            assert_eq!(
+                s.bucket_entries("out", "digest", Utc::now() + chrono::Duration::days(2), 100)
+                    .unwrap()
+                    .len(),
+                2
+            );
         }
         let s = State::open(&path).unwrap();
         let rows = s.story_items(t0 - chrono::Duration::hours(1)).unwrap();

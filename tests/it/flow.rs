@@ -227,3 +227,50 @@ fn quiet_hours_hold_all_but_allowed_severities() {
         assert!(out.stderr.contains(want), "{want}:\n{}", out.stderr);
     }
 }
+
+/// A bucket holding more alerts than one digest message carries
+/// (`DIGEST_MAX_ALERTS`, 100) goes out as several messages in one pass,
+/// every alert in exactly one of them.
+#[test]
+fn a_large_digest_goes_out_in_bounded_messages() {
+    let srv = TestServer::start();
+    let items: Vec<Entry> = (0..150).map(kursk).collect();
+    srv.route("/wire.xml", Route::ok(RSS, rss("Wire", &items)));
+    let rx = TestServer::start();
+    rx.route("/hook", Route::status(200));
+    let rules = "[[rule]]\nid = \"kursk\"\nquery = 'Kursk'\n";
+    let cfg = Config::new(rules)
+        .feed("wire", &srv.url("/wire.xml"))
+        .sink(&format!(
+            "id = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\ndigest = \"1s\"",
+            rx.url("/hook")
+        ));
+    let ws = Workspace::new(&cfg);
+    let first = ws.once_ok();
+    assert!(
+        first.stderr.contains("150 alert(s) held for a digest"),
+        "{}",
+        first.stderr
+    );
+    std::thread::sleep(Duration::from_millis(1300));
+    ws.once_ok();
+    let bodies: Vec<Value> = rx
+        .requests_to("/hook")
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).expect("json"))
+        .collect();
+    let counts: Vec<u64> = bodies.iter().map(|b| b["count"].as_u64().unwrap_or(0)).collect();
+    assert_eq!(counts, vec![100, 50], "two messages, in queue order");
+    let mut ids: Vec<String> = bodies
+        .iter()
+        .flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default())
+        .map(|a| a["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(ids.len(), 150);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 150, "every alert in exactly one message");
+    assert_ne!(bodies[0]["id"], bodies[1]["id"], "each message its own id");
+    let listing = ws.cli("alerts", &["--sink", "hook"]);
+    assert!(listing.stdout.contains("0 waiting"), "{}", listing.stdout);
+}
