@@ -64,7 +64,8 @@ enum Command {
         source: String,
     },
     /// Show which rules match which items of the given feeds; touches no
-    /// state and no sink.
+    /// state and no sink. A configured `full_text` feed (given by its URL)
+    /// is matched on its article pages, as the daemon does.
     Match {
         #[command(flatten)]
         config: ConfigArg,
@@ -669,7 +670,7 @@ async fn run_match(
     // Story clusters across every item of this run (nothing stored).
     let mut stories = wirewatch::cluster::RunStories::new(config);
     for source in sources {
-        let parsed = match load_source(source).await {
+        let mut parsed = match load_source(source).await {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("wirewatch: {e:#}");
@@ -678,6 +679,27 @@ async fn run_match(
             }
         };
         let configured = config.feeds.iter().find(|f| &f.url == source);
+        // A `full_text` feed is matched on its article pages, as the daemon
+        // would (within the same caps and budget), so `match` explains the
+        // daemon's alerts.
+        if let Some((f, ft)) = configured.and_then(|f| f.full_text.as_ref().map(|ft| (f, ft))) {
+            let fetcher = Fetcher::new(&config.daemon)?;
+            let wanted: Vec<usize> = (0..parsed.items.len()).collect();
+            let r = wirewatch::fulltext::enrich(
+                &fetcher,
+                &tokio::sync::Semaphore::new(1),
+                &wirewatch::metrics::Metrics::new(),
+                &f.id,
+                ft,
+                &mut parsed.items,
+                &wanted,
+            )
+            .await;
+            eprintln!(
+                "wirewatch: {source}: full_text feed \"{}\": {} article page(s) extracted, {} failed (feed text used), {} skipped, {} over the time budget",
+                f.id, r.extracted, r.failed, r.skipped, r.out_of_budget
+            );
+        }
         let id = feed_id
             .map(str::to_string)
             .or_else(|| configured.map(|f| f.id.clone()))

@@ -259,7 +259,10 @@ fn a_large_digest_goes_out_in_bounded_messages() {
         .iter()
         .map(|r| serde_json::from_slice(&r.body).expect("json"))
         .collect();
-    let counts: Vec<u64> = bodies.iter().map(|b| b["count"].as_u64().unwrap_or(0)).collect();
+    let counts: Vec<u64> = bodies
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap_or(0))
+        .collect();
     assert_eq!(counts, vec![100, 50], "two messages, in queue order");
     let mut ids: Vec<String> = bodies
         .iter()

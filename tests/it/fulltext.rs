@@ -371,3 +371,45 @@ fn full_text_keys_are_validated() {
         ],
     );
 }
+
+/// `wirewatch match` on a `full_text` feed's URL fetches the article pages
+/// as the daemon would, so it explains an alert that came from the body;
+/// the same feed given as a file (not the configured URL) is matched on
+/// its own text only.
+#[test]
+fn match_reads_the_article_pages_of_a_full_text_feed() {
+    let srv = TestServer::start();
+    srv.route("/a/varna", Route::ok(HTML, article("wire-story.html")));
+    let feed = rss(
+        "Headlines",
+        &[linked(
+            "v1",
+            "Black Sea port update",
+            "Officials gave an update on Thursday.",
+            &srv.url("/a/varna"),
+        )],
+    );
+    srv.route("/full.xml", Route::ok(RSS, feed.clone()));
+    let ws = Workspace::new(&Config::new(BODY_RULES).feed_with(
+        "full",
+        &srv.url("/full.xml"),
+        "full_text = true",
+    ));
+    let out = ws.cli("match", &[&srv.url("/full.xml")]);
+    out.expect_code(0);
+    assert!(out.stdout.contains("mines"), "{}", out.stdout);
+    assert!(out.stdout.contains("1 matched"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("1 article page(s) extracted"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(srv.hits("/a/varna"), 1);
+
+    ws.write("copy.xml", feed);
+    let copy = ws.path().join("copy.xml");
+    let plain = ws.cli("match", &[copy.to_str().unwrap()]);
+    plain.expect_code(0);
+    assert!(plain.stdout.contains("0 matched"), "{}", plain.stdout);
+    assert_eq!(srv.hits("/a/varna"), 1, "no page fetched for a file");
+}
