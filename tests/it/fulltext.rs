@@ -44,6 +44,23 @@ fn alert_for<'a>(alerts: &'a [serde_json::Value], title: &str) -> &'a serde_json
         .unwrap_or_else(|| panic!("no alert for {title:?} in {alerts:#?}"))
 }
 
+/// A server with the article page `/a/varna` (minesweepers in its body
+/// only) and a feed whose one item links to it with a teaser.
+fn port_story() -> (TestServer, String) {
+    let srv = TestServer::start();
+    srv.route("/a/varna", Route::ok(HTML, article("wire-story.html")));
+    let feed = rss(
+        "Headlines",
+        &[linked(
+            "v1",
+            "Black Sea port update",
+            "Officials gave an update on Thursday.",
+            &srv.url("/a/varna"),
+        )],
+    );
+    (srv, feed)
+}
+
 const BODY_RULES: &str = r#"
 [[rule]]
 id = "mines"
@@ -60,17 +77,7 @@ any = ["Kursk"]
 /// fetched again.
 #[test]
 fn a_rule_matching_only_the_article_body_alerts_with_a_body_snippet() {
-    let srv = TestServer::start();
-    srv.route("/a/varna", Route::ok(HTML, article("wire-story.html")));
-    let feed = rss(
-        "Headlines",
-        &[linked(
-            "v1",
-            "Black Sea port update",
-            "Officials gave an update on Thursday.",
-            &srv.url("/a/varna"),
-        )],
-    );
+    let (srv, feed) = port_story();
     srv.route("/full.xml", Route::ok(RSS, feed.clone()));
     srv.route("/plain.xml", Route::ok(RSS, feed));
     let ws = Workspace::new(
@@ -378,17 +385,7 @@ fn full_text_keys_are_validated() {
 /// its own text only.
 #[test]
 fn match_reads_the_article_pages_of_a_full_text_feed() {
-    let srv = TestServer::start();
-    srv.route("/a/varna", Route::ok(HTML, article("wire-story.html")));
-    let feed = rss(
-        "Headlines",
-        &[linked(
-            "v1",
-            "Black Sea port update",
-            "Officials gave an update on Thursday.",
-            &srv.url("/a/varna"),
-        )],
-    );
+    let (srv, feed) = port_story();
     srv.route("/full.xml", Route::ok(RSS, feed.clone()));
     let ws = Workspace::new(&Config::new(BODY_RULES).feed_with(
         "full",
