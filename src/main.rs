@@ -857,11 +857,41 @@ fn print_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
                 String::new()
             }
         )?;
+        writeln!(out, "{}", archive_line(st, config)?)?;
         for line in wirewatch::cluster::status_lines(st, config, Utc::now())? {
             writeln!(out, "{line}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `status`'s archive line: how much it holds, over which days, and how
+/// many items wait for the search index.
+fn archive_line(st: &State, config: &Config) -> anyhow::Result<String> {
+    let a = st.archive_stats(None)?;
+    let (waiting, _) = st.archive_unindexed()?;
+    let d = &config.daemon;
+    let mut line = if d.archive_days == 0 {
+        format!(
+            "archive: off (archive_days = 0); {} item(s) left to prune",
+            a.items
+        )
+    } else {
+        format!(
+            "archive: {} item(s) (keeps {} day(s), at most {}), first seen {} to {}",
+            a.items,
+            d.archive_days,
+            d.archive_max_items,
+            when(a.oldest),
+            when(a.newest)
+        )
+    };
+    if waiting > 0 {
+        line.push_str(&format!(
+            "; {waiting} waiting for the search index (searched all the same)"
+        ));
+    }
+    Ok(line)
 }
 
 fn when(t: Option<chrono::DateTime<Utc>>) -> String {

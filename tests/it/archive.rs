@@ -367,6 +367,15 @@ fn search_index_catches_up_after_once_and_in_the_daemon() {
         .unwrap();
     }
     assert_eq!(index_state(&ws, "stems:\"kursk\""), (1, 1));
+    let status = ws.cli("status", &[]);
+    status.expect_code(0);
+    assert!(
+        status
+            .stdout
+            .contains("; 1 waiting for the search index (searched all the same)"),
+        "{}",
+        status.stdout
+    );
     let out = ws.cli("search", &["Kursk -hockey", "--json"]);
     out.expect_code(0);
     assert_eq!(json_lines(&out.stdout).len(), 1, "{}", out.stdout);

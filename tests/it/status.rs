@@ -133,6 +133,13 @@ fn status_shows_items_next_poll_and_today() {
         "{}",
         human.stdout
     );
+    assert!(
+        human
+            .stdout
+            .contains("archive: 2 item(s) (keeps 7 day(s), at most 100000), first seen 20"),
+        "{}",
+        human.stdout
+    );
     drop(daemon);
 }
 
